@@ -1,0 +1,1 @@
+"""dlx: exploring-deep-learning exercises as repeatable batch jobs."""

@@ -1,0 +1,94 @@
+"""The project's one door to S3.
+
+boto3 is imported inside the functions so that code which never touches S3 never pays for it.
+Every failure a user can cause (no credentials, wrong bucket, missing object, no access) becomes
+a one-line DlxError naming the URI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from components.errors import DlxError
+
+
+def is_s3_uri(location: str) -> bool:
+    return location.startswith("s3://")
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """s3://bucket/some/key -> ("bucket", "some/key")."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not is_s3_uri(uri) or not bucket:
+        raise DlxError(f"{uri}: not an S3 URI; write it as s3://BUCKET/PREFIX")
+    return bucket, key
+
+
+def upload_file(path: str | Path, uri: str) -> None:
+    """Upload one local file to the object `uri` (s3://bucket/key)."""
+    bucket, key = split_uri(uri)
+    if not key or key.endswith("/"):
+        raise DlxError(f"{uri}: needs an object key after the bucket, e.g. s3://{bucket}/data/{Path(path).name}")
+    with _s3_errors(uri):
+        _client().upload_file(str(path), bucket, key)
+
+
+def download_prefix(uri: str, dest: str | Path, *, only: Collection[str] | None = None) -> list[Path]:
+    """Download every object under the prefix `uri` into `dest`, keeping relative key paths.
+
+    `only` restricts the download to these relative names, so a loader fetches just its files
+    from a prefix that may hold much more. Returns the local paths written.
+    """
+    bucket, prefix = split_uri(uri)
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    dest = Path(dest)
+    written = []
+    with _s3_errors(uri):
+        client = _client()
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                rel = obj["Key"][len(prefix):]
+                if not rel or rel.endswith("/") or (only is not None and rel not in only):
+                    continue
+                if ".." in PurePosixPath(rel).parts:
+                    raise DlxError(f"s3://{bucket}/{obj['Key']}: key escapes its prefix; rename the object")
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, obj["Key"], str(target))
+                written.append(target)
+    return written
+
+
+def _client():
+    import boto3
+
+    return boto3.client("s3")
+
+
+@contextmanager
+def _s3_errors(uri: str) -> Iterator[None]:
+    """Turn botocore's exceptions into one-line DlxErrors that say what to fix."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        yield
+    except NoCredentialsError:
+        raise DlxError(f"{uri}: no AWS credentials found; run `aws configure` or set AWS_PROFILE "
+                       "(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)") from None
+    except ClientError as e:
+        error = e.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        if code == "NoSuchBucket":
+            message = f"bucket {split_uri(uri)[0]} does not exist; check the bucket name"
+        elif code in ("NoSuchKey", "404", "NotFound"):
+            message = "no such object; check the key"
+        elif code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
+            message = f"access denied ({code}); check your AWS credentials and the bucket's policy"
+        else:
+            message = f"S3 error {code}: {error.get('Message', e)}"
+        raise DlxError(f"{uri}: {message}") from None
+    except BotoCoreError as e:
+        raise DlxError(f"{uri}: cannot reach S3 ({e}); check the network and AWS_DEFAULT_REGION") from None

@@ -1,0 +1,153 @@
+"""Evaluation shared by every topic: metrics, baselines, plots, and the run's metrics.json.
+
+A topic's own evaluate() computes its test metrics and baselines; evaluate_run() adds what
+every run records (topic, data set, parameters, timings, version) so runs compare.
+"""
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components.files import read_json, write_json
+from components.registry import Topic
+from components.report import write_report
+
+VERSION = version("dlx")
+
+
+def classification_report(y_true: np.ndarray, probabilities: np.ndarray, classes: list) -> dict:
+    """Accuracy, log loss, per-class precision/recall/F1 and the confusion matrix."""
+    from sklearn.metrics import confusion_matrix, log_loss, precision_recall_fscore_support
+
+    labels = list(range(len(classes)))
+    predicted = probabilities.argmax(axis=1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, predicted, labels=labels, zero_division=0
+    )
+    per_class = {
+        str(name): {"precision": round(float(p), 4), "recall": round(float(r), 4), "f1": round(float(f), 4), "support": int(s)}
+        for name, p, r, f, s in zip(classes, precision, recall, f1, support)
+    }
+    return {
+        "test": {
+            "accuracy": round(float((predicted == y_true).mean()), 4),
+            "loss": round(float(log_loss(y_true, probabilities, labels=labels)), 4),
+        },
+        "per_class": per_class,
+        "confusion_matrix": {
+            "labels": [str(c) for c in classes],
+            "matrix": confusion_matrix(y_true, predicted, labels=labels).tolist(),
+        },
+    }
+
+
+def random_forest_baseline(arrays: dict[str, np.ndarray], seed: int) -> dict:
+    """The seed's habit: a random forest on raw pixels, fitted on the train split only."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    flat = {k: arrays[k].reshape(len(arrays[k]), -1) for k in ("x_train", "x_test")}
+    forest = RandomForestClassifier(n_estimators=100, n_jobs=-1, random_state=seed)
+    forest.fit(flat["x_train"], arrays["y_train"])
+    return {"accuracy": round(float(forest.score(flat["x_test"], arrays["y_test"])), 4)}
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_learning_curves(history: dict[str, list[float]], path: Path) -> str:
+    """One panel per metric, train and validation side by side; returns the file name."""
+    plt = _pyplot()
+    metrics = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], metrics):
+        epochs = range(1, len(history[name]) + 1)
+        ax.plot(epochs, history[name], marker=".", label="train")
+        if f"val_{name}" in history:
+            ax.plot(epochs, history[f"val_{name}"], marker=".", label="validation")
+        ax.set(title=name, xlabel="epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+def plot_confusion_matrix(confusion: dict, path: Path) -> str:
+    plt = _pyplot()
+    matrix = np.asarray(confusion["matrix"])
+    labels = confusion["labels"]
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
+           xlabel="predicted", ylabel="true", title="confusion matrix (test)")
+    threshold = matrix.max() / 2
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                color="white" if count > threshold else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+def plot_misclassified(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, path: Path, limit: int = 32) -> str:
+    """A grid of test images the model got wrong, titled 'true→predicted'."""
+    plt = _pyplot()
+    wrong = np.flatnonzero(y_true != y_pred)[:limit]
+    columns = 8
+    rows = max(1, -(-len(wrong) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.2, rows * 1.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, index in zip(axes.ravel(), wrong):
+        ax.imshow(images[index], cmap="gray_r")
+        ax.set_title(f"{y_true[index]}→{y_pred[index]}", fontsize=8)
+    fig.suptitle(f"misclassified test images ({int((y_true != y_pred).sum())} in all, first {len(wrong)})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+def best_baseline(metrics: dict, topic: Topic) -> tuple[str, float] | None:
+    """The strongest baseline on the topic's main metric, as (name, value)."""
+    scored = [(name, values[topic.main_metric]) for name, values in metrics.get("baseline", {}).items()
+              if topic.main_metric in values]
+    if not scored:
+        return None
+    pick = max if topic.higher_is_better else min
+    return pick(scored, key=lambda item: item[1])
+
+
+def evaluate_run(topic: Topic, dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
+    """Run the topic's evaluation; write metrics.json, the plots and report.html into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = topic.evaluate(dataset_dir, model_dir, out_dir)
+    meta = read_json(dataset_dir / "meta.json")
+    train = read_json(model_dir / "train.json")
+    metrics = {
+        "topic": topic.name,
+        "dataset": meta["dataset"],
+        "data_source": meta["source"],
+        "params": read_json(model_dir / "params.json"),
+        "seed": train["seed"],
+        "test": result.pop("test"),
+        "baseline": result.pop("baseline"),
+        "train_seconds": train["train_seconds"],
+        "samples_per_second": train.get("samples_per_second"),
+        "dlx_version": VERSION,
+        **result,
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    write_report(metrics, out_dir, out_dir / "report.html")
+    return metrics

@@ -1,0 +1,71 @@
+"""Kubeflow faces of the pipeline steps: map artifact paths to components.steps, log metrics.
+
+The only module in components/ that imports kfp. These are lightweight components: kfp inlines
+each function's source, so every import sits inside the body and resolves against the dlx
+package installed in the component's image (or, for local runs, the current environment).
+No `from __future__ import annotations` here: kfp reads the annotation objects themselves.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+DEFAULT_IMAGE = "ghcr.io/dlx-project/dlx:0.1.0"
+"""The project's published image (built from containers/); override with --image."""
+
+
+def prepare(dataset_name: str, data_dir: str, seed: int, dataset: Output[Dataset]):
+    from components import steps
+
+    meta = steps.prepare(dataset_name, data_dir, seed, dataset.path)
+    dataset.metadata.update({"dataset": meta["dataset"], "splits": meta["splits"]})
+
+
+def train(topic: str, params_json: str, seed: int, dataset: Input[Dataset], model: Output[Model]):
+    from components import steps
+
+    summary = steps.train(topic, params_json, seed, dataset.path, model.path)
+    model.metadata.update(summary)
+
+
+def evaluate(
+    topic: str,
+    dataset: Input[Dataset],
+    model: Input[Model],
+    evaluation: Output[Artifact],
+    metrics: Output[Metrics],
+    classification: Output[ClassificationMetrics],
+    report: Output[HTML],
+):
+    import shutil
+    from pathlib import Path
+
+    from components import steps
+
+    result = steps.evaluate(topic, dataset.path, model.path, evaluation.path)
+    for name, value in result["test"].items():
+        metrics.log_metric(name, value)
+    for baseline, values in result["baseline"].items():
+        for name, value in values.items():
+            metrics.log_metric(f"baseline_{baseline}_{name}", value)
+    if "confusion_matrix" in result:
+        confusion = result["confusion_matrix"]
+        classification.log_confusion_matrix(confusion["labels"], confusion["matrix"])
+    shutil.copyfile(Path(evaluation.path) / "report.html", report.path)
+
+
+@dataclass(frozen=True)
+class Ops:
+    prepare: Any
+    train: Any
+    evaluate: Any
+
+
+def make_ops(image: str = DEFAULT_IMAGE) -> Ops:
+    """The three components on ``image``; kfp itself ships in the image, so no pip at start-up."""
+    def component(func: Any) -> Any:
+        return dsl.component(func, base_image=image, install_kfp_package=False)
+
+    return Ops(prepare=component(prepare), train=component(train), evaluate=component(evaluate))

@@ -1,0 +1,132 @@
+"""Typed hyperparameters: a frozen dataclass per topic, overridden as ``name=value`` strings.
+
+Each field carries its help text in ``metadata["help"]`` so `dlx list` and error messages can
+describe it. Supported field types: int, float, str, bool, Literal[...] choices and
+tuple[T, ...] (written ``512,512``). A dataclass may validate ranges in ``__post_init__`` by
+raising ValueError; that becomes a DlxError naming the parameter.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from components.errors import DlxError
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def help_field(default: Any, help: str, *, factory: bool = False) -> Any:
+    """A dataclass field with a default and a one-line help text."""
+    if factory:
+        return dataclasses.field(default_factory=default, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "|".join(str(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"{type_name(typing.get_args(tp)[0])},..."
+    return getattr(tp, "__name__", str(tp))
+
+
+def parse_value(text: str, tp: Any) -> Any:
+    """Parse one command-line string to ``tp``; raises ValueError with a readable reason."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if text not in choices:
+            raise ValueError(f"choose one of {', '.join(map(str, choices))}")
+        return text
+    if origin is tuple:
+        item_type = typing.get_args(tp)[0]
+        items = [part.strip() for part in text.split(",") if part.strip()]
+        if not items:
+            raise ValueError("expected a comma-separated list")
+        return tuple(parse_value(item, item_type) for item in items)
+    if tp is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError("expected true or false")
+    if tp in (int, float, str):
+        try:
+            return tp(text)
+        except ValueError:
+            raise ValueError(f"expected {tp.__name__}") from None
+    raise TypeError(f"unsupported parameter type {tp!r}")
+
+
+def _fields(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(cls, include_extras=False)
+    return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def _build(cls: type, values: dict[str, Any], what: str) -> Any:
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise DlxError(f"bad parameter for {what}: {exc}") from None
+
+
+def override(cls: type, overrides: Iterable[str] | Mapping[str, str], what: str) -> Any:
+    """Defaults of ``cls`` with ``name=value`` overrides applied; ``what`` names the topic in errors."""
+    pairs = overrides.items() if isinstance(overrides, Mapping) else map(_split_pair, overrides)
+    known = _fields(cls)
+    values: dict[str, Any] = {}
+    for name, text in pairs:
+        if name not in known:
+            raise DlxError(f"unknown parameter '{name}' for {what}; valid parameters: {', '.join(known)}")
+        tp = known[name][1]
+        try:
+            values[name] = parse_value(text, tp)
+        except ValueError as exc:
+            raise DlxError(f"bad value '{text}' for parameter {name} ({type_name(tp)}) of {what}: {exc}") from None
+    return _build(cls, values, what)
+
+
+def _split_pair(item: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name.strip():
+        raise DlxError(f"bad --param '{item}': write it as NAME=VALUE, e.g. epochs=5")
+    return name.strip(), value.strip()
+
+
+def to_dict(params: Any) -> dict[str, Any]:
+    """JSON-ready values (tuples become lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(params).items()}
+
+
+def from_dict(cls: type, data: Mapping[str, Any], what: str) -> Any:
+    """Rebuild params from JSON (params.json or a pipeline argument), checking names and types."""
+    known = _fields(cls)
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise DlxError(f"unknown parameter '{unknown[0]}' for {what}; valid parameters: {', '.join(known)}")
+    values = {}
+    for name, value in data.items():
+        tp = known[name][1]
+        values[name] = tuple(value) if typing.get_origin(tp) is tuple else value
+    return _build(cls, values, what)
+
+
+def describe(cls: type) -> list[tuple[str, str, str, str]]:
+    """(name, type, default, help) for every field, for listings."""
+    defaults = cls()
+    rows = []
+    for name, (f, tp) in _fields(cls).items():
+        value = getattr(defaults, name)
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        rows.append((name, type_name(tp), shown, f.metadata.get("help", "")))
+    return rows
+
+
+def differences(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` (a params dict) that differ from the defaults of ``cls``."""
+    defaults = to_dict(cls())
+    return {k: v for k, v in values.items() if defaults.get(k) != v}

@@ -1,0 +1,54 @@
+"""The topic registry: every consumer (CLI, pipelines, SageMaker entrypoint, benchmarks) reads it.
+
+Adding a topic is one module under components/topics/ that defines ``TOPIC`` and one line in
+``_MODULES``. Topic modules are cheap to import: frameworks load inside train/evaluate.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.errors import DlxError
+
+_MODULES = (
+    "components.topics.mnist_mlp",
+    "components.topics.mnist_cnn",
+)
+
+
+@dataclass(frozen=True)
+class Topic:
+    """What the pipeline needs to know about a topic, and nothing about how it trains."""
+
+    name: str
+    description: str
+    framework: str
+    datasets: tuple[str, ...]
+    """Data sets the topic accepts; the first is the offline default."""
+    params: type
+    """Frozen dataclass of hyperparameters (see components.params)."""
+    train: Callable[[Path, Path, Any, int], dict]
+    """train(dataset_dir, model_dir, params, seed) -> training summary; writes the model dir."""
+    evaluate: Callable[[Path, Path, Path], dict]
+    """evaluate(dataset_dir, model_dir, out_dir) -> {"test", "baseline", ...}; writes plots."""
+    main_metric: str
+    higher_is_better: bool = True
+
+    @property
+    def default_dataset(self) -> str:
+        return self.datasets[0]
+
+
+def topics() -> dict[str, Topic]:
+    found = (importlib.import_module(module).TOPIC for module in _MODULES)
+    return {topic.name: topic for topic in found}
+
+
+def get_topic(name: str) -> Topic:
+    registry = topics()
+    if name not in registry:
+        raise DlxError(f"unknown topic '{name}'; valid topics: {', '.join(registry)} (see `dlx list`)")
+    return registry[name]

@@ -1,0 +1,70 @@
+"""report.html: one self-contained page per run (plots inlined), readable with no server."""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; }
+th { background: #f3f3f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5rem 0; }
+code { background: #f3f3f3; padding: 0 0.2rem; }
+"""
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f'<td class="num">{value:.4g}</td>'
+    if isinstance(value, (list, dict)):
+        value = json.dumps(value)
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _image(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></figure>'
+
+
+def render(metrics: dict, plot_dir: Path) -> str:
+    """The page for one run's metrics; plots named in metrics["plots"] are read from plot_dir."""
+    names = list(metrics["test"])
+    score_rows = [["model (test split)"] + [metrics["test"][n] for n in names]]
+    score_rows += [[f"baseline: {b}"] + [values.get(n, "") for n in names] for b, values in metrics["baseline"].items()]
+    parts = [
+        f"<h1>dlx run: {html.escape(metrics['topic'])} on {html.escape(metrics['dataset'])}</h1>",
+        f"<p>data from <code>{html.escape(str(metrics.get('data_source', '')))}</code>; seed {metrics['seed']}; "
+        f"training {metrics['train_seconds']:.1f} s; dlx {html.escape(metrics['dlx_version'])}</p>",
+        "<h2>Scores</h2>",
+        _table(["", *names], score_rows),
+    ]
+    if "per_class" in metrics:
+        parts += ["<h2>Per class</h2>",
+                  _table(["class", "precision", "recall", "f1", "support"],
+                         [[c, v["precision"], v["recall"], v["f1"], v["support"]] for c, v in metrics["per_class"].items()])]
+    parts += ["<h2>Parameters</h2>", _table(["name", "value"], [[k, v] for k, v in metrics["params"].items()])]
+    plots = metrics.get("plots", [])
+    if plots:
+        parts += ["<h2>Plots</h2>"] + [_image(plot_dir / name) for name in plots]
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>dlx {html.escape(metrics['topic'])}</title><style>{_STYLE}</style></head><body>"
+        + "\n".join(parts)
+        + "</body></html>\n"
+    )
+
+
+def write_report(metrics: dict, plot_dir: Path, path: Path) -> Path:
+    path.write_text(render(metrics, plot_dir), encoding="utf-8")
+    return path

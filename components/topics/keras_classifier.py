@@ -1,0 +1,156 @@
+"""Training and evaluation shared by the Keras image classifiers (mnist-mlp, mnist-cnn).
+
+The topics differ only in their network; scaling, the optimiser, the fit loop, saving and
+evaluation are this one piece of code. Keras is imported inside the functions because it
+fixes its backend (TensorFlow or PyTorch) at first import, from KERAS_BACKEND.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from components import evaluate
+from components.files import atomic_dir, read_json, write_json
+from components.data import load_dataset
+from components.errors import DlxError
+from components.params import help_field, to_dict
+
+BACKENDS = ("tensorflow", "torch")
+BN_MOMENTUM = 0.9
+"""Batch-norm statistics settle within ~50 steps (Keras's 0.99 needs ~500, more than small sets give)."""
+
+
+@dataclass(frozen=True)
+class KerasParams:
+    """Hyperparameters every Keras classifier has; topics subclass this to add their network's."""
+
+    epochs: int = help_field(20, "passes over the training split")
+    batch_size: int = help_field(128, "examples per gradient step")
+    learning_rate: float = help_field(1e-3, "initial learning rate")
+    optimizer: Literal["adam", "sgd", "rmsprop"] = help_field("adam", "optimiser (sgd uses Nesterov momentum 0.9)")
+    lr_schedule: Literal["cosine", "constant"] = help_field("cosine", "learning rate over the run: cosine decay to 0, or constant")
+    dropout: float = help_field(0.2, "dropout rate after each hidden layer")
+    backend: str = help_field(
+        lambda: os.environ.get("KERAS_BACKEND", "tensorflow"),
+        "Keras backend: tensorflow or torch (default: $KERAS_BACKEND, else tensorflow)",
+        factory=True,
+    )
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be at least 1")
+        if self.learning_rate <= 0:
+            raise ValueError("learning_rate must be positive")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("dropout must be in [0, 1)")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not '{self.backend}'")
+
+
+BuildModel = Callable[[Any, tuple[int, ...], int, Any], Any]
+"""build(keras, input_shape, n_classes, params) -> an uncompiled keras.Model ending in softmax."""
+
+
+def import_keras(backend: str) -> Any:
+    """Import Keras on ``backend``; refuse if this process already runs Keras on another one."""
+    loaded = sys.modules.get("keras")
+    if loaded is not None and loaded.backend.backend() != backend:
+        raise DlxError(
+            f"Keras is already loaded with the {loaded.backend.backend()} backend in this process; "
+            f"run with KERAS_BACKEND={backend} set before start-up"
+        )
+    os.environ["KERAS_BACKEND"] = backend
+    import keras
+
+    return keras
+
+
+def _inputs(x: np.ndarray, meta: dict) -> np.ndarray:
+    """Scale pixels to [0, 1] by the data set's declared range and add a channel axis."""
+    top = float(meta["schema"]["value_range"][1])
+    return (x.astype("float32") / top)[..., None]
+
+
+def _optimizer(keras: Any, params: KerasParams, total_steps: int) -> Any:
+    rate: Any = params.learning_rate
+    if params.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(params.learning_rate, decay_steps=total_steps)
+    if params.optimizer == "sgd":
+        return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True)
+    if params.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(rate)
+    return keras.optimizers.Adam(rate)
+
+
+def train_classifier(build: BuildModel, dataset_dir: Path, model_dir: Path, params: KerasParams, seed: int) -> dict:
+    """Fit the network, then write model.keras, params.json, history.json and train.json."""
+    keras = import_keras(params.backend)
+    keras.utils.set_random_seed(seed)
+    arrays, meta = load_dataset(dataset_dir)
+    x_train, x_val = _inputs(arrays["x_train"], meta), _inputs(arrays["x_val"], meta)
+    y_train, y_val = arrays["y_train"], arrays["y_val"]
+    n_classes = len(meta["schema"]["y"]["classes"])
+
+    model = build(keras, x_train.shape[1:], n_classes, params)
+    steps = params.epochs * -(-len(x_train) // params.batch_size)
+    model.compile(
+        optimizer=_optimizer(keras, params, steps),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    print(
+        f"training on {len(x_train)} examples, validating on {len(x_val)}; "
+        f"{model.count_params():,} parameters; Keras backend {keras.backend.backend()}",
+        flush=True,
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        x_train, y_train,
+        validation_data=(x_val, y_val),
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        verbose=2,
+    )
+    seconds = time.perf_counter() - start
+    summary = {
+        "train_seconds": round(seconds, 2),
+        "samples_per_second": round(params.epochs * len(x_train) / seconds, 1),
+        "parameters": int(model.count_params()),
+        "backend": keras.backend.backend(),
+        "seed": seed,
+        "val_accuracy": float(history.history["val_accuracy"][-1]),
+    }
+    with atomic_dir(model_dir) as tmp:
+        model.save(tmp / "model.keras")
+        write_json(tmp / "params.json", to_dict(params))
+        write_json(tmp / "history.json", {k: [float(v) for v in vs] for k, vs in history.history.items()})
+        write_json(tmp / "train.json", summary)
+    return summary
+
+
+def evaluate_classifier(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
+    """Test-split metrics, the random-forest baseline on the same split, and the plots."""
+    params = read_json(model_dir / "params.json")
+    seed = read_json(model_dir / "train.json")["seed"]
+    keras = import_keras(params["backend"])
+    arrays, meta = load_dataset(dataset_dir)
+    model = keras.saving.load_model(model_dir / "model.keras")
+    probabilities = np.asarray(model.predict(_inputs(arrays["x_test"], meta), batch_size=1024, verbose=0))
+    classes = meta["schema"]["y"]["classes"]
+    result = evaluate.classification_report(arrays["y_test"], probabilities, classes)
+    result["baseline"] = {"random_forest": evaluate.random_forest_baseline(arrays, seed)}
+    history = read_json(model_dir / "history.json")
+    predicted = probabilities.argmax(axis=1)
+    result["plots"] = [
+        evaluate.plot_learning_curves(history, out_dir / "learning_curves.png"),
+        evaluate.plot_confusion_matrix(result["confusion_matrix"], out_dir / "confusion_matrix.png"),
+        evaluate.plot_misclassified(arrays["x_test"], arrays["y_test"], predicted, out_dir / "misclassified.png"),
+    ]
+    return result

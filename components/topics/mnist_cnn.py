@@ -1,0 +1,55 @@
+"""mnist-cnn: a convolutional network on handwritten digits.
+
+Conv blocks (convolution, batch norm, ReLU, max-pool) followed by a dropout-regularised dense
+layer: LeNet's shape with modern normalisation, small enough to train on a laptop CPU.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components.params import help_field
+from components.registry import Topic
+from components.topics.keras_classifier import BN_MOMENTUM, KerasParams, evaluate_classifier, train_classifier
+
+
+@dataclass(frozen=True)
+class Params(KerasParams):
+    epochs: int = help_field(12, "passes over the training split")
+    dropout: float = help_field(0.5, "dropout rate before the output layer")
+    filters: tuple[int, ...] = help_field((32, 64), "filters of each conv block (each block halves the image)")
+    kernel_size: int = help_field(5, "convolution window (square)")
+    dense_units: int = help_field(256, "width of the dense layer after the conv blocks")
+
+
+def build(keras: Any, input_shape: tuple[int, ...], n_classes: int, params: Params) -> Any:
+    layers = keras.layers
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for filters in params.filters:
+        x = layers.Conv2D(filters, params.kernel_size, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(params.dense_units, activation="relu")(x)
+    x = layers.Dropout(params.dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax")(x)
+    return keras.Model(inputs, outputs, name="mnist_cnn")
+
+
+def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int) -> dict:
+    return train_classifier(build, dataset_dir, model_dir, params, seed)
+
+
+TOPIC = Topic(
+    name="mnist-cnn",
+    description="convolutional net (conv-BN-pool blocks, dense, dropout) on handwritten digits",
+    framework="keras",
+    datasets=("digits", "mnist"),
+    params=Params,
+    train=train,
+    evaluate=evaluate_classifier,
+    main_metric="accuracy",
+)

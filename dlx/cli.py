@@ -1,0 +1,142 @@
+"""The `dlx` command: parse arguments, call pipelines/ (and later infra/); nothing else."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from components.data import DATASETS
+from components.errors import DlxError
+from components.params import describe, override
+from components.registry import Topic, get_topic, topics
+
+
+def _runs_root(args: argparse.Namespace) -> Path:
+    return Path(args.runs_dir or os.environ.get("DLX_RUNS_DIR", "runs"))
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    for topic in topics().values():
+        sets = ", ".join(f"{name} (default)" if name == topic.default_dataset else name for name in topic.datasets)
+        print(f"{topic.name}  [{topic.framework}]  {topic.description}")
+        print(f"  data sets: {sets}")
+        print("  parameters:")
+        for name, kind, default, help_text in describe(topic.params):
+            print(f"    {name}={default}  ({kind})  {help_text}")
+        print()
+    print("data sets:")
+    for spec in DATASETS.values():
+        print(f"  {spec.name}  {spec.description}")
+
+
+def _check_dataset(topic: Topic, dataset: str | None, data_dir: str | None) -> str:
+    name = dataset or topic.default_dataset
+    if name not in topic.datasets:
+        raise DlxError(f"topic {topic.name} does not take data set '{name}'; valid: {', '.join(topic.datasets)}")
+    if data_dir and "://" not in data_dir and not Path(data_dir).is_dir():
+        raise DlxError(f"--data-dir {data_dir} is not a directory; pass a folder holding the {name} files, or an s3:// URI")
+    return name
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from pipelines.local import new_run_dir, run_local
+
+    topic = get_topic(args.topic)
+    dataset = _check_dataset(topic, args.dataset, args.data_dir)
+    params = override(topic.params, args.param, topic.name)
+    run_dir = Path(args.out) if args.out else new_run_dir(_runs_root(args), topic)
+    print(f"dlx run {topic.name} on {dataset} (seed {args.seed}) -> {run_dir}", flush=True)
+    metrics = run_local(
+        topic, dataset=dataset, data_dir=args.data_dir or "", params=params, seed=args.seed,
+        run_dir=run_dir, verbose=args.verbose,
+    )
+    _summary(topic, metrics, run_dir)
+
+
+def _summary(topic: Topic, metrics: dict, run_dir: Path) -> None:
+    from components.evaluate import best_baseline
+
+    print(f"\n{topic.name} on {metrics['dataset']}: done")
+    scores = "  ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
+    print(f"  test      {scores}")
+    for name, values in metrics["baseline"].items():
+        print(f"  baseline  {name}: " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
+    base = best_baseline(metrics, topic)
+    if base:
+        value = metrics["test"][topic.main_metric]
+        better = value > base[1] if topic.higher_is_better else value < base[1]
+        verdict = "beats" if better else "does NOT beat"
+        print(f"  the model {verdict} the {base[0]} baseline on {topic.main_metric} ({value:.4f} vs {base[1]:.4f})")
+    print(f"  training {metrics['train_seconds']:.1f} s; whole pipeline {metrics['wall_seconds']:.1f} s")
+    print(f"  outputs   {run_dir}/  (report.html, metrics.json, pipeline.log; prepare/ train/ evaluate/)")
+
+
+def cmd_runs(args: argparse.Namespace) -> None:
+    from pipelines.runs import COLUMNS, format_table, run_rows
+
+    if args.topic:
+        get_topic(args.topic)
+    rows = run_rows(_runs_root(args), args.topic)
+    if not rows:
+        print(f"no runs under {_runs_root(args)}/ yet; start one with `dlx run TOPIC`")
+        return
+    print(format_table(COLUMNS, rows))
+
+
+def cmd_compile(args: argparse.Namespace) -> None:
+    from pipelines.compile import compile_topic
+
+    chosen = list(topics().values()) if args.topic == "all" else [get_topic(args.topic)]
+    for topic in chosen:
+        path = compile_topic(topic, Path(args.output), args.image)
+        print(f"{topic.name}: {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from components.ops import DEFAULT_IMAGE
+
+    parser = argparse.ArgumentParser(prog="dlx", description="Deep-learning exercises as repeatable batch jobs.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("list", help="topics, their data sets and parameters").set_defaults(func=cmd_list)
+
+    run = sub.add_parser("run", help="run a topic's pipeline locally (kfp.local)")
+    run.add_argument("topic", help="topic id (see `dlx list`)")
+    run.add_argument("--dataset", help="data set name (default: the topic's offline one)")
+    run.add_argument("--data-dir", help="folder or s3://bucket/prefix holding the data set's files")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="override a hyperparameter (repeatable)")
+    run.add_argument("--seed", type=int, default=0, help="seed for the validation split, initialisation and shuffling")
+    run.add_argument("--out", help="run directory (default: RUNS_DIR/<topic>-<timestamp>)")
+    run.add_argument("--runs-dir", help="where runs go (default: $DLX_RUNS_DIR or ./runs)")
+    run.add_argument("-v", "--verbose", action="store_true", help="show kfp's full executor output")
+    run.set_defaults(func=cmd_run)
+
+    runs = sub.add_parser("runs", help="table of past local runs")
+    runs.add_argument("topic", nargs="?", help="only this topic")
+    runs.add_argument("--runs-dir", help="where runs are (default: $DLX_RUNS_DIR or ./runs)")
+    runs.set_defaults(func=cmd_runs)
+
+    comp = sub.add_parser("compile", help="write pipeline YAML for a Kubeflow Pipelines server")
+    comp.add_argument("topic", help="topic id, or 'all'")
+    comp.add_argument("-o", "--output", default="compiled", help="output folder (default: ./compiled)")
+    comp.add_argument("--image", default=DEFAULT_IMAGE, help=f"container image for every step (default: {DEFAULT_IMAGE})")
+    comp.set_defaults(func=cmd_compile)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except DlxError as exc:
+        print(f"dlx: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dlx: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

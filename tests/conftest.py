@@ -1,0 +1,49 @@
+"""Shared test setup: isolate the data layer from the user's home and data dirs; fake IDX files."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("DLX_DATA_DIR", raising=False)
+
+
+def _idx_bytes(array: np.ndarray) -> bytes:
+    header = (0x0800 | array.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def _write_file(path: Path, content: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(content) if path.suffix == ".gz" else content)
+    return path
+
+
+@pytest.fixture
+def idx_bytes():
+    """array -> an IDX uint8 file's content (magic 0x0800|ndim, big-endian dims, data)."""
+    return _idx_bytes
+
+
+@pytest.fixture
+def write_file():
+    """(path, content) -> path; gzip-compressed when the name ends in .gz."""
+    return _write_file
+
+
+@pytest.fixture
+def fake_mnist(tmp_path) -> Path:
+    """A directory with the four MNIST .gz files: 50 train and 20 test 28x28 images, labels 0..9."""
+    rng = np.random.default_rng(0)
+    directory = tmp_path / "fake-mnist"
+    for prefix, n in [("train", 50), ("t10k", 20)]:
+        _write_file(directory / f"{prefix}-images-idx3-ubyte.gz", _idx_bytes(rng.integers(0, 256, (n, 28, 28))))
+        _write_file(directory / f"{prefix}-labels-idx1-ubyte.gz", _idx_bytes(np.arange(n) % 10))
+    return directory

@@ -1,0 +1,67 @@
+"""The two MNIST topics learn on the bundled digits, through the same step functions a run uses."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components import steps
+from components.files import read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("digits") / "dataset"
+    steps.prepare("digits", "", 0, path)
+    return path
+
+
+@pytest.mark.parametrize("topic, params", [
+    ("mnist-mlp", '{"epochs": 15}'),
+    ("mnist-cnn", '{"epochs": 8}'),
+])
+def test_topic_learns_digits_and_reports(topic, params, digits, tmp_path):
+    summary = steps.train(topic, params, 0, digits, tmp_path / "model")
+    assert {"model.keras", "params.json", "history.json", "train.json"} <= {p.name for p in (tmp_path / "model").iterdir()}
+    history = read_json(tmp_path / "model" / "history.json")
+    assert history["loss"][-1] < history["loss"][0] / 3
+    assert summary["train_seconds"] > 0
+
+    metrics = steps.evaluate(topic, digits, tmp_path / "model", tmp_path / "eval")
+    # Chance is 0.10; the random forest on raw pixels gets ~0.96 on this split.
+    assert metrics["test"]["accuracy"] >= 0.93
+    assert metrics["test"]["accuracy"] >= metrics["baseline"]["random_forest"]["accuracy"] - 0.03
+    assert metrics["baseline"]["random_forest"]["accuracy"] > 0.85
+    assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) == 360
+    assert set(metrics["per_class"]) == {str(d) for d in range(10)}
+    on_disk = read_json(tmp_path / "eval" / "metrics.json")
+    for key in ("topic", "dataset", "params", "test", "baseline", "train_seconds", "dlx_version"):
+        assert key in on_disk
+    assert on_disk["params"]["epochs"] == read_json(tmp_path / "model" / "params.json")["epochs"]
+    page = (tmp_path / "eval" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "http" not in page
+
+
+def test_same_seed_same_validation_split_and_history(digits, tmp_path):
+    runs = [steps.train("mnist-mlp", '{"epochs": 2}', 7, digits, tmp_path / f"m{i}") for i in range(2)]
+    first, second = (read_json(tmp_path / f"m{i}" / "history.json") for i in range(2))
+    assert first["val_accuracy"] == pytest.approx(second["val_accuracy"], abs=0.02)
+    assert runs[0]["parameters"] == runs[1]["parameters"]
+
+
+def test_torch_backend_trains_and_evaluates(digits, tmp_path):
+    """Keras fixes its backend at import, so the torch run gets its own interpreter."""
+    code = (
+        "import sys; from components import steps\n"
+        "s = steps.train('mnist-mlp', '{\"epochs\": 6, \"backend\": \"torch\"}', 0, sys.argv[1], sys.argv[2] + '/model')\n"
+        "m = steps.evaluate('mnist-mlp', sys.argv[1], sys.argv[2] + '/model', sys.argv[2] + '/eval')\n"
+        "print('RESULT', s['backend'], m['test']['accuracy'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(digits), str(tmp_path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    _, backend, accuracy = done.stdout.strip().splitlines()[-1].split()
+    assert backend == "torch" and float(accuracy) > 0.85
+    assert read_json(tmp_path / "model" / "params.json")["backend"] == "torch"

@@ -1,0 +1,59 @@
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+
+from components.errors import DlxError
+from components.params import describe, differences, from_dict, help_field, override, to_dict
+
+
+@dataclass(frozen=True)
+class Example:
+    epochs: int = help_field(3, "passes")
+    rate: float = help_field(0.1, "step size")
+    shuffle: bool = help_field(True, "shuffle each epoch")
+    units: tuple[int, ...] = help_field((8, 4), "layer widths")
+    optimizer: Literal["adam", "sgd"] = help_field("adam", "optimiser")
+    name: str = help_field("x", "a label")
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError("epochs must be at least 1")
+
+
+def test_overrides_are_parsed_to_each_fields_type():
+    p = override(Example, ["epochs=7", "rate=1e-3", "shuffle=no", "units=16, 8,2", "optimizer=sgd", "name=a=b"], "t")
+    assert (p.epochs, p.rate, p.shuffle, p.units, p.optimizer, p.name) == (7, 0.001, False, (16, 8, 2), "sgd", "a=b")
+    assert override(Example, {}, "t") == Example()
+
+
+@pytest.mark.parametrize("item, fragment", [
+    ("epoch=3", "unknown parameter 'epoch' for t; valid parameters: epochs, rate, shuffle, units, optimizer, name"),
+    ("epochs=three", "bad value 'three' for parameter epochs (int) of t: expected int"),
+    ("shuffle=maybe", "expected true or false"),
+    ("optimizer=adagrad", "choose one of adam, sgd"),
+    ("units=", "expected a comma-separated list"),
+    ("epochs=0", "bad parameter for t: epochs must be at least 1"),
+    ("epochs", "write it as NAME=VALUE"),
+])
+def test_bad_overrides_name_the_problem(item, fragment):
+    with pytest.raises(DlxError, match=None) as info:
+        override(Example, [item], "t")
+    assert fragment in str(info.value)
+
+
+def test_json_round_trip_and_differences():
+    p = override(Example, ["units=32", "rate=0.5"], "t")
+    data = to_dict(p)
+    assert data["units"] == [32]
+    assert from_dict(Example, data, "t") == p
+    assert differences(Example, data) == {"rate": 0.5, "units": [32]}
+    with pytest.raises(DlxError, match="unknown parameter 'bogus'"):
+        from_dict(Example, {"bogus": 1}, "t")
+
+
+def test_describe_lists_every_field_with_help():
+    rows = describe(Example)
+    assert [r[0] for r in rows] == ["epochs", "rate", "shuffle", "units", "optimizer", "name"]
+    assert rows[3] == ("units", "int,...", "8,4", "layer widths")
+    assert rows[4][1] == "adam|sgd"

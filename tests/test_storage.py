@@ -1,0 +1,108 @@
+"""S3 as a data location (moto, no network), and the storage module's one-line errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from moto import mock_aws
+
+from components.data import load_dataset, prepare_dataset
+from components.data.storage import download_prefix, upload_file
+from components.errors import DlxError
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """A moto S3 with bucket `data`; yields a boto3 client."""
+    for var, value in [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")]:
+        monkeypatch.setenv(var, value)
+    with mock_aws():
+        import boto3
+
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="data")
+        yield client
+
+
+@pytest.fixture
+def staged(s3, fake_mnist):
+    """The fake MNIST files uploaded under s3://data/sets/mnist/."""
+    for path in fake_mnist.iterdir():
+        upload_file(path, f"s3://data/sets/mnist/{path.name}")
+    return "s3://data/sets/mnist"
+
+
+def test_prepare_from_s3_matches_the_local_copy(tmp_path, staged, fake_mnist):
+    meta = prepare_dataset("mnist", tmp_path / "s3", data_dir=staged, seed=5)
+    local_meta = prepare_dataset("mnist", tmp_path / "local", data_dir=str(fake_mnist), seed=5)
+    arrays, _ = load_dataset(tmp_path / "s3")
+    local, _ = load_dataset(tmp_path / "local")
+    assert meta["source"] == staged and meta["inputs"] == local_meta["inputs"]
+    assert arrays.keys() == local.keys()
+    for key in arrays:
+        np.testing.assert_array_equal(arrays[key], local[key])
+
+
+def test_dlx_data_dir_may_be_an_s3_root(tmp_path, staged, monkeypatch):
+    monkeypatch.setenv("DLX_DATA_DIR", "s3://data/sets/")
+    assert prepare_dataset("mnist", tmp_path / "out")["source"] == "s3://data/sets/mnist"
+
+
+def test_data_dir_may_be_the_s3_prefix_itself(tmp_path, staged):
+    assert prepare_dataset("mnist", tmp_path / "out", data_dir=staged + "/")["source"] == staged
+
+
+def test_errors_in_s3_files_name_the_object(tmp_path, staged, s3):
+    s3.put_object(Bucket="data", Key="sets/mnist/t10k-labels-idx1-ubyte.gz", Body=b"not gzip")
+    with pytest.raises(DlxError, match="^s3://data/sets/mnist/t10k-labels-idx1-ubyte.gz: not a gzip file"):
+        prepare_dataset("mnist", tmp_path / "out", data_dir=staged)
+
+
+def test_missing_bucket(tmp_path, s3):
+    with pytest.raises(DlxError, match="s3://nobucket/mnist: bucket nobucket does not exist"):
+        prepare_dataset("mnist", tmp_path / "out", data_dir="s3://nobucket/mnist")
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_keys(tmp_path, staged):
+    with pytest.raises(DlxError, match="s3://data/elsewhere .and s3://data/elsewhere/mnist/. lacks train-images"):
+        prepare_dataset("mnist", tmp_path / "out", data_dir="s3://data/elsewhere")
+
+
+def test_download_prefix_keeps_relative_paths_and_filters(tmp_path, s3):
+    for key in ["p/a.txt", "p/sub/b.txt", "pq/c.txt"]:
+        s3.put_object(Bucket="data", Key=key, Body=key.encode())
+    written = download_prefix("s3://data/p", tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in written) == ["a.txt", "sub/b.txt"]
+    assert (tmp_path / "sub" / "b.txt").read_text() == "p/sub/b.txt"
+    assert download_prefix("s3://data/p/", tmp_path / "only", only=["a.txt"]) == [tmp_path / "only" / "a.txt"]
+
+
+def test_upload_needs_a_key(tmp_path, s3):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(DlxError, match="needs an object key"):
+        upload_file(tmp_path / "f", "s3://data")
+
+
+def test_no_credentials(tmp_path, monkeypatch):
+    for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_WEB_IDENTITY_TOKEN_FILE"]:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata probe
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with pytest.raises(DlxError, match="s3://data/mnist: no AWS credentials found"):
+        prepare_dataset("mnist", tmp_path / "out", data_dir="s3://data/mnist")
+
+
+def test_data_layer_imports_no_heavy_or_aws_modules():
+    heavy = ["boto3", "botocore", "sklearn", "kfp", "keras", "tensorflow", "torch"]
+    code = f"import sys, components.data; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]"
