@@ -26,7 +26,7 @@ from components.params import to_dict
 from components.registry import Topic
 from pipelines.build import build_pipeline
 
-_DLX_ERROR = re.compile(r"DlxError: (.*)$")
+_DLX_ERROR = re.compile(r"DlxError: (.*)$", re.MULTILINE)
 
 
 class ConsoleFilter(io.TextIOBase):

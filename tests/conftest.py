@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# Before anything imports Keras or TensorFlow: quiet logs, nothing written under ~, and the
+# default backend regardless of the developer's shell.
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="dlx-keras-home-")
+os.environ["MPLBACKEND"] = "Agg"
+os.environ.pop("DLX_RUNS_DIR", None)
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,8 @@
 
 Conv blocks (convolution, batch norm, ReLU, max-pool) followed by a dropout-regularised dense
 layer: LeNet's shape with modern normalisation, small enough to train on a laptop CPU.
+A block's convolution shrinks the image ('valid') while it is at least twice the kernel wide
+and keeps its size ('same') below that, so one network serves 8x8 digits and 28x28 MNIST.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.errors import DlxError
 from components.params import help_field
 from components.registry import Topic
 from components.topics.keras_classifier import BN_MOMENTUM, KerasParams, evaluate_classifier, train_classifier
@@ -16,7 +19,7 @@ from components.topics.keras_classifier import BN_MOMENTUM, KerasParams, evaluat
 
 @dataclass(frozen=True)
 class Params(KerasParams):
-    epochs: int = help_field(12, "passes over the training split")
+    epochs: int = help_field(8, "passes over the training split")
     dropout: float = help_field(0.5, "dropout rate before the output layer")
     filters: tuple[int, ...] = help_field((32, 64), "filters of each conv block (each block halves the image)")
     kernel_size: int = help_field(5, "convolution window (square)")
@@ -26,9 +29,14 @@ class Params(KerasParams):
 def build(keras: Any, input_shape: tuple[int, ...], n_classes: int, params: Params) -> Any:
     layers = keras.layers
     inputs = keras.Input(input_shape)
-    x = inputs
+    x, size = inputs, input_shape[0]
     for filters in params.filters:
-        x = layers.Conv2D(filters, params.kernel_size, padding="same", use_bias=False)(x)
+        padding = "valid" if size >= 2 * params.kernel_size else "same"
+        size = (size - params.kernel_size + 1 if padding == "valid" else size) // 2
+        if size < 1:
+            raise DlxError(f"{len(params.filters)} conv blocks shrink {input_shape[0]}x{input_shape[1]} images to nothing; "
+                           "use fewer filters entries")
+        x = layers.Conv2D(filters, params.kernel_size, padding=padding, use_bias=False)(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
         x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D()(x)
