@@ -66,6 +66,8 @@ def _pyplot() -> Any:
 def plot_learning_curves(history: dict[str, list[float]], path: Path) -> str:
     """One panel per metric, train and validation side by side; returns the file name."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     metrics = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.5), squeeze=False)
     for ax, name in zip(axes[0], metrics):
@@ -74,6 +76,7 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path) -> str:
         if f"val_{name}" in history:
             ax.plot(epochs, history[f"val_{name}"], marker=".", label="validation")
         ax.set(title=name, xlabel="epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()

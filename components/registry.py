@@ -9,8 +9,6 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 from components.errors import DlxError
 
 _MODULES = (
@@ -30,12 +28,19 @@ class Topic:
     """Data sets the topic accepts; the first is the offline default."""
     params: type
     """Frozen dataclass of hyperparameters (see components.params)."""
-    train: Callable[[Path, Path, Any, int], dict]
-    """train(dataset_dir, model_dir, params, seed) -> training summary; writes the model dir."""
+    train: Callable[..., dict]
+    """train(dataset_dir, model_dir, params, seed, checkpoint_dir=None) -> training summary.
+
+    Writes the model dir. With a checkpoint_dir the trainer saves its progress there each epoch
+    and resumes from what it finds, so an interrupted (spot) job carries on where it stopped."""
     evaluate: Callable[[Path, Path, Path], dict]
     """evaluate(dataset_dir, model_dir, out_dir) -> {"test", "baseline", ...}; writes plots."""
     main_metric: str
     higher_is_better: bool = True
+    cpu: str = "2"
+    """CPU request of the train step on Kubeflow."""
+    memory: str = "4G"
+    """Memory request of the train step on Kubeflow."""
 
     @property
     def default_dataset(self) -> str:

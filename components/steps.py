@@ -19,10 +19,13 @@ def prepare(dataset: str, data_dir: str, seed: int, out_dir: str | Path) -> dict
     return prepare_dataset(dataset, out_dir, data_dir=data_dir or None, seed=seed)
 
 
-def train(topic: str, params_json: str, seed: int, dataset_dir: str | Path, model_dir: str | Path) -> dict:
+def train(
+    topic: str, params_json: str, seed: int, dataset_dir: str | Path, model_dir: str | Path,
+    checkpoint_dir: str | Path | None = None,
+) -> dict:
     spec = get_topic(topic)
     params = from_dict(spec.params, json.loads(params_json or "{}"), topic)
-    return spec.train(Path(dataset_dir), Path(model_dir), params, seed)
+    return spec.train(Path(dataset_dir), Path(model_dir), params, seed, Path(checkpoint_dir) if checkpoint_dir else None)
 
 
 def evaluate(topic: str, dataset_dir: str | Path, model_dir: str | Path, out_dir: str | Path) -> dict:

@@ -10,6 +10,7 @@ from components.data import DATASETS
 from components.errors import DlxError
 from components.params import describe, override
 from components.registry import Topic, get_topic, topics
+from dlx import cli_aws, cli_kubeflow, cli_sagemaker
 
 
 def _runs_root(args: argparse.Namespace) -> Path:
@@ -122,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-o", "--output", default="compiled", help="output folder (default: ./compiled)")
     comp.add_argument("--image", default=DEFAULT_IMAGE, help=f"container image for every step (default: {DEFAULT_IMAGE})")
     comp.set_defaults(func=cmd_compile)
+
+    for target in (cli_kubeflow, cli_sagemaker, cli_aws):
+        target.register(sub)
     return parser
 
 

@@ -89,7 +89,10 @@ def _optimizer(keras: Any, params: KerasParams, total_steps: int) -> Any:
     return keras.optimizers.Adam(rate)
 
 
-def train_classifier(build: BuildModel, dataset_dir: Path, model_dir: Path, params: KerasParams, seed: int) -> dict:
+def train_classifier(
+    build: BuildModel, dataset_dir: Path, model_dir: Path, params: KerasParams, seed: int,
+    checkpoint_dir: Path | None = None,
+) -> dict:
     """Fit the network, then write model.keras, params.json, history.json and train.json."""
     keras = import_keras(params.backend)
     keras.utils.set_random_seed(seed)

@@ -19,7 +19,9 @@ from components.topics.keras_classifier import BN_MOMENTUM, KerasParams, evaluat
 
 @dataclass(frozen=True)
 class Params(KerasParams):
-    epochs: int = help_field(8, "passes over the training split")
+    epochs: int = help_field(7, "passes over the training split")
+    batch_size: int = help_field(256, "examples per gradient step")
+    learning_rate: float = help_field(2e-3, "initial learning rate")
     dropout: float = help_field(0.5, "dropout rate before the output layer")
     filters: tuple[int, ...] = help_field((32, 64), "filters of each conv block (each block halves the image)")
     kernel_size: int = help_field(5, "convolution window (square)")
@@ -47,8 +49,8 @@ def build(keras: Any, input_shape: tuple[int, ...], n_classes: int, params: Para
     return keras.Model(inputs, outputs, name="mnist_cnn")
 
 
-def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int) -> dict:
-    return train_classifier(build, dataset_dir, model_dir, params, seed)
+def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
+    return train_classifier(build, dataset_dir, model_dir, params, seed, checkpoint_dir)
 
 
 TOPIC = Topic(

@@ -32,8 +32,8 @@ def build(keras: Any, input_shape: tuple[int, ...], n_classes: int, params: Para
     return keras.Model(inputs, outputs, name="mnist_mlp")
 
 
-def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int) -> dict:
-    return train_classifier(build, dataset_dir, model_dir, params, seed)
+def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
+    return train_classifier(build, dataset_dir, model_dir, params, seed, checkpoint_dir)
 
 
 TOPIC = Topic(

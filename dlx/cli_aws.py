@@ -1,0 +1,6 @@
+"""`dlx` commands for the aws run target (being written)."""
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add this target's sub-commands to the `dlx` parser."""
