@@ -4,7 +4,8 @@ running a job through the local Kubeflow pipeline instead of one Python process.
     python -m benchmarks.mnist --data-dir ../shared/data/mnist
 
 Prints a Markdown table (topic, test accuracy, train seconds, samples/second, random-forest
-baseline) and the pipeline-overhead measurement; writes both to --out as JSON.
+baseline) and the pipeline-overhead measurement, and merges what it measured into --out (JSON),
+so `--topics mnist-cnn` or `--only overhead` re-measures one part and keeps the rest.
 """
 from __future__ import annotations
 
@@ -72,10 +73,12 @@ def _task_seconds(log: str) -> dict[str, float]:
 def overhead(topic: str, seed: int) -> dict:
     """`dlx run` wall time over the same three steps called in one fresh Python process."""
     direct_code = (
-        "import sys, tempfile; from pathlib import Path; from components import steps\n"
+        "import json, tempfile; from pathlib import Path; from components import steps\n"
+        "from components.params import to_dict; from components.registry import get_topic\n"
         "d = Path(tempfile.mkdtemp())\n"
+        f"params = json.dumps(to_dict(get_topic('{topic}').params_for('digits')))\n"
         f"steps.prepare('digits', '', {seed}, d / 'ds')\n"
-        f"steps.train('{topic}', '{{}}', {seed}, d / 'ds', d / 'model')\n"
+        f"steps.train('{topic}', params, {seed}, d / 'ds', d / 'model')\n"
         f"steps.evaluate('{topic}', d / 'ds', d / 'model', d / 'eval')\n"
     )
     direct, _ = _timed([sys.executable, "-c", direct_code], ROOT)
@@ -93,19 +96,20 @@ def overhead(topic: str, seed: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", required=True, help="folder with the four MNIST IDX files")
+    parser.add_argument("--data-dir", default="../shared/data/mnist", help="folder with the four MNIST IDX files")
     parser.add_argument("--topics", nargs="+", default=["mnist-mlp", "mnist-cnn"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--skip-overhead", action="store_true")
+    parser.add_argument("--only", choices=["quality", "overhead"], help="run one of the two measurements")
     parser.add_argument("--out", default="benchmarks/results/mnist.json")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-    rows = quality(args.data_dir, args.topics, args.seed)
-    cost = None if args.skip_overhead else overhead("mnist-mlp", args.seed)
+    rows = [] if args.only == "overhead" else quality(args.data_dir, args.topics, args.seed)
+    cost = None if args.only == "quality" else overhead("mnist-mlp", args.seed)
 
-    print("\n| topic | test accuracy | train s | samples/s | epochs | random forest |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    if rows:
+        print("\n| topic | test accuracy | train s | samples/s | epochs | random forest |")
+        print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['topic']} | {r['test_accuracy']:.4f} | {r['train_seconds']:.0f} | "
               f"{r['samples_per_second']:.0f} | {r['epochs']} | {r['random_forest_accuracy']:.4f} |")
@@ -115,8 +119,13 @@ def main() -> None:
               f"per task {cost['task_seconds']}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"quality": rows, "overhead": cost, "cpus": os.cpu_count()}, indent=2) + "\n")
-    print(f"written to {out}")
+    results = json.loads(out.read_text()) if out.exists() else {}
+    results.setdefault("quality", {}).update({r["topic"]: r for r in rows})
+    if cost:
+        results["overhead"] = cost
+    results["cpus"] = os.cpu_count()
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"merged into {out}")
 
 
 if __name__ == "__main__":

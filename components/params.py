@@ -126,7 +126,7 @@ def describe(cls: type) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def differences(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
-    """The entries of ``values`` (a params dict) that differ from the defaults of ``cls``."""
-    defaults = to_dict(cls())
-    return {k: v for k, v in values.items() if defaults.get(k) != v}
+def differences(defaults: Any, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` (a params dict) that differ from the ``defaults`` params."""
+    reference = to_dict(defaults)
+    return {k: v for k, v in values.items() if reference.get(k) != v}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from components.data import DATASETS
 from components.errors import DlxError
-from components.params import describe, override
+from components.params import describe
 from components.registry import Topic, get_topic, topics
 from dlx import cli_aws, cli_kubeflow, cli_sagemaker
 
@@ -22,6 +22,8 @@ def cmd_list(args: argparse.Namespace) -> None:
         sets = ", ".join(f"{name} (default)" if name == topic.default_dataset else name for name in topic.datasets)
         print(f"{topic.name}  [{topic.framework}]  {topic.description}")
         print(f"  data sets: {sets}")
+        for name, preset in topic.presets.items():
+            print(f"  preset for {name}: " + " ".join(f"{k}={v}" for k, v in preset.items()))
         print("  parameters:")
         for name, kind, default, help_text in describe(topic.params):
             print(f"    {name}={default}  ({kind})  {help_text}")
@@ -45,7 +47,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     topic = get_topic(args.topic)
     dataset = _check_dataset(topic, args.dataset, args.data_dir)
-    params = override(topic.params, args.param, topic.name)
+    params = topic.params_for(dataset, args.param)
     run_dir = Path(args.out) if args.out else new_run_dir(_runs_root(args), topic)
     print(f"dlx run {topic.name} on {dataset} (seed {args.seed}) -> {run_dir}", flush=True)
     metrics = run_local(

@@ -27,6 +27,7 @@ from components.registry import Topic
 from pipelines.build import build_pipeline
 
 _DLX_ERROR = re.compile(r"DlxError: (.*)$", re.MULTILINE)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class ConsoleFilter(io.TextIOBase):
@@ -144,7 +145,7 @@ def run_local(
             tee.flush()
             failed = _keep_failed(partial, run_dir)
             found = _DLX_ERROR.findall((failed / "pipeline.log").read_text(encoding="utf-8"))
-            reason = found[-1].strip() if found else str(exc)
+            reason = found[-1].strip() if found else _ANSI.sub("", str(exc))
             raise DlxError(f"{reason} (full log: {failed / 'pipeline.log'})") from None
     _assemble(partial)
     metrics = read_json(partial / "evaluate" / "evaluation" / "metrics.json")

@@ -22,7 +22,7 @@ def run_rows(root: Path, topic: str | None = None) -> list[tuple[str, ...]]:
             continue
         value = metrics["test"].get(spec.main_metric)
         base = best_baseline(metrics, spec)
-        changed = differences(spec.params, metrics["params"])
+        changed = differences(spec.params_for(metrics["dataset"]), metrics["params"])
         rows.append((
             path.parent.name,
             spec.name,

@@ -47,7 +47,7 @@ def test_json_round_trip_and_differences():
     data = to_dict(p)
     assert data["units"] == [32]
     assert from_dict(Example, data, "t") == p
-    assert differences(Example, data) == {"rate": 0.5, "units": [32]}
+    assert differences(Example(), data) == {"rate": 0.5, "units": [32]}
     with pytest.raises(DlxError, match="unknown parameter 'bogus'"):
         from_dict(Example, {"bogus": 1}, "t")
 

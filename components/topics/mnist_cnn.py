@@ -62,4 +62,5 @@ TOPIC = Topic(
     train=train,
     evaluate=evaluate_classifier,
     main_metric="accuracy",
+    presets={"digits": {"epochs": "20", "batch_size": "32", "learning_rate": "1e-3"}},
 )

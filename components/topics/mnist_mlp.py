@@ -45,4 +45,5 @@ TOPIC = Topic(
     train=train,
     evaluate=evaluate_classifier,
     main_metric="accuracy",
+    presets={"digits": {"epochs": "30", "batch_size": "32"}},
 )
