@@ -38,13 +38,19 @@ def evaluate(
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
     report: Output[HTML],
+    champion: str = "",
+    margin: float = 0.0,
+    run_id: str = "",
 ):
     import shutil
     from pathlib import Path
 
     from components import steps
 
-    result = steps.evaluate(topic, dataset.path, model.path, evaluation.path)
+    result = steps.evaluate(topic, dataset.path, model.path, evaluation.path, champion=champion, margin=margin,
+                            model_uri=model.uri, run_id=run_id)
+    if "promotion" in result:
+        metrics.log_metric("promoted", float(result["promotion"]["promoted"]))
     for name, value in result["test"].items():
         metrics.log_metric(name, value)
     for baseline, values in result["baseline"].items():

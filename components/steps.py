@@ -10,7 +10,9 @@ from pathlib import Path
 
 from components.data import prepare_dataset
 from components.evaluate import evaluate_run
+from components.files import write_json
 from components.params import from_dict
+from components.promotion import promote
 from components.registry import get_topic
 
 
@@ -28,5 +30,21 @@ def train(
     return spec.train(Path(dataset_dir), Path(model_dir), params, seed, Path(checkpoint_dir) if checkpoint_dir else None)
 
 
-def evaluate(topic: str, dataset_dir: str | Path, model_dir: str | Path, out_dir: str | Path) -> dict:
-    return evaluate_run(get_topic(topic), Path(dataset_dir), Path(model_dir), Path(out_dir))
+def evaluate(
+    topic: str, dataset_dir: str | Path, model_dir: str | Path, out_dir: str | Path, *,
+    champion: str = "", margin: float = 0.0, model_uri: str = "", run_id: str = "",
+) -> dict:
+    """Score the model; with a ``champion`` record URI, also apply the promotion rule.
+
+    The decision lands in ``out_dir``/promotion.json and under "promotion" in metrics.json.
+    """
+    spec = get_topic(topic)
+    out_dir = Path(out_dir)
+    metrics = evaluate_run(spec, Path(dataset_dir), Path(model_dir), out_dir)
+    if champion:
+        decision = promote(spec, metrics, dataset_dir, model_dir, champion=champion, margin=margin,
+                           model_uri=model_uri, run_id=run_id)
+        write_json(out_dir / "promotion.json", decision)
+        metrics["promotion"] = decision
+        write_json(out_dir / "metrics.json", metrics)
+    return metrics

@@ -1,6 +1,152 @@
-"""`dlx` commands for the kubeflow run target (being written)."""
+"""`dlx submit` and `dlx schedule create|list|enable|disable|delete`: the Kubeflow Pipelines target.
+
+`schedule` takes an action first (``dlx schedule create TOPIC …``) so that a topic name and an
+action can never be confused. Host, experiment and token come from the flags, else the
+DLX_KFP_* variables, else dlx.toml's [kubeflow] table (infra.config); without any host, kfp
+finds the server through the kubeconfig or the in-cluster config.
+"""
+from __future__ import annotations
+
 import argparse
+import json
+import time
+
+from components.errors import DlxError
+from components.params import to_dict
+from components.registry import Topic, get_topic
+
+DEFAULT_EXPERIMENT = "dlx"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this target's sub-commands to the `dlx` parser."""
+    submit = sub.add_parser("submit", help="compile a topic's pipeline and run it on Kubeflow Pipelines")
+    _pipeline_arguments(submit)
+    submit.add_argument("--wait", action="store_true", help="follow the run's state; exit 2 unless it succeeds")
+    submit.set_defaults(func=cmd_submit)
+
+    schedule = sub.add_parser("schedule", help="recurring runs (scheduled retraining) on Kubeflow Pipelines")
+    actions = schedule.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="run a topic's pipeline on a cron schedule")
+    _pipeline_arguments(create)
+    create.add_argument("--cron", required=True,
+                        help="6 fields, seconds first: '0 0 3 * * *' is 03:00 every day (or @daily, @every 6h)")
+    create.add_argument("--max-concurrency", type=int, default=1, help="runs of this schedule at once (default: 1)")
+    create.add_argument("--name", help="display name (default: dlx-TOPIC-DATASET)")
+    create.set_defaults(func=cmd_schedule_create)
+
+    listing = actions.add_parser("list", help="recurring runs with their state and cron expression")
+    _connection_arguments(listing)
+    listing.add_argument("--experiment", help="only this experiment's")
+    listing.set_defaults(func=cmd_schedule_list)
+
+    for action, text in (("enable", "resume"), ("disable", "pause"), ("delete", "remove")):
+        change = actions.add_parser(action, help=f"{text} a recurring run")
+        change.add_argument("id", help="recurring run id (see `dlx schedule list`)")
+        _connection_arguments(change)
+        change.set_defaults(func=cmd_schedule_change)
+
+
+def _connection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="Kubeflow Pipelines URL, e.g. https://kubeflow.example.com/pipeline "
+                                       "(default: $DLX_KFP_HOST, dlx.toml, else kubeconfig)")
+    parser.add_argument("--token", help="bearer token (default: $DLX_KFP_TOKEN or dlx.toml)")
+
+
+def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    from components.ops import DEFAULT_IMAGE
+
+    parser.add_argument("topic", help="topic id (see `dlx list`)")
+    _connection_arguments(parser)
+    parser.add_argument("--experiment", help=f"experiment, created if missing (default: $DLX_KFP_EXPERIMENT, "
+                                             f"dlx.toml, else {DEFAULT_EXPERIMENT})")
+    parser.add_argument("--image", default=DEFAULT_IMAGE, help=f"image of every step (default: {DEFAULT_IMAGE})")
+    parser.add_argument("--gpus", type=int, default=0, help="nvidia.com/gpu for the train step (default: none)")
+    parser.add_argument("--dataset", help="data set name (default: the topic's offline one)")
+    parser.add_argument("--data-dir", help="s3://bucket/prefix holding the data set's files (the cluster reads it)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a hyperparameter (repeatable)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the validation split, initialisation and shuffling")
+    parser.add_argument("--champion", help="s3:// URI of the champion record: promote the model only if it beats it")
+    parser.add_argument("--margin", type=float, default=0.0,
+                        help="how much better the main metric must be to replace the champion (default: 0)")
+
+
+def _connect(args: argparse.Namespace):
+    from infra.config import load_settings
+    from pipelines.submit import Kubeflow
+
+    settings = load_settings()
+    return Kubeflow(args.host or settings.kfp_host, args.token or settings.kfp_token), settings
+
+
+def _run_arguments(args: argparse.Namespace) -> tuple[Topic, str, dict]:
+    """Topic, data set and pipeline arguments, checked here before anything reaches the cluster."""
+    from dlx.cli import _check_dataset
+
+    topic = get_topic(args.topic)
+    dataset = _check_dataset(topic, args.dataset, None)
+    for flag, value in (("--data-dir", args.data_dir), ("--champion", args.champion)):
+        if value and "://" not in value:
+            raise DlxError(f"{flag} {value} is a path on this machine, which the cluster's steps cannot see; "
+                           "upload it and pass an s3:// URI")
+    if args.margin < 0 or args.gpus < 0:
+        raise DlxError(f"--margin and --gpus must be 0 or more, got {args.margin} and {args.gpus}")
+    params = topic.params_for(dataset, args.param)
+    return topic, dataset, {
+        "dataset": dataset, "data_dir": args.data_dir or "", "params_json": json.dumps(to_dict(params)),
+        "seed": args.seed, "champion": args.champion or "", "margin": args.margin,
+    }
+
+
+def cmd_submit(args: argparse.Namespace) -> None:
+    topic, dataset, arguments = _run_arguments(args)
+    kubeflow, settings = _connect(args)
+    experiment = args.experiment or settings.kfp_experiment or DEFAULT_EXPERIMENT
+    run_name = f"dlx-{topic.name}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_id = kubeflow.submit(topic, arguments, experiment=experiment, run_name=run_name, image=args.image, gpus=args.gpus)
+    print(f"submitted {topic.name} on {dataset} to experiment {experiment}: run {run_id}", flush=True)
+    link = kubeflow.link("runs", run_id)
+    if link:
+        print(f"  {link}", flush=True)
+    if not args.wait:
+        return
+    state, error = kubeflow.wait(run_id, lambda state, seconds: print(f"  {state} ({seconds:.0f} s)", flush=True))
+    if state not in ("SUCCEEDED", "SKIPPED"):
+        raise DlxError(f"run {run_id} ended {state}" + (f": {error}" if error else "") + f"; see {link or 'the Kubeflow UI'}")
+
+
+def cmd_schedule_create(args: argparse.Namespace) -> None:
+    from pipelines.submit import check_cron
+
+    topic, dataset, arguments = _run_arguments(args)
+    cron = check_cron(args.cron)
+    if args.max_concurrency < 1:
+        raise DlxError(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
+    kubeflow, settings = _connect(args)
+    experiment = args.experiment or settings.kfp_experiment or DEFAULT_EXPERIMENT
+    name = args.name or f"dlx-{topic.name}-{dataset}"
+    recurring_id = kubeflow.schedule(topic, arguments, experiment=experiment, name=name, cron=cron,
+                                     max_concurrency=args.max_concurrency, image=args.image, gpus=args.gpus)
+    print(f"scheduled {topic.name} on {dataset} at '{cron}' in experiment {experiment}: recurring run {recurring_id}")
+    link = kubeflow.link("recurringrun", recurring_id)
+    if link:
+        print(f"  {link}")
+
+
+def cmd_schedule_list(args: argparse.Namespace) -> None:
+    from pipelines.runs import format_table
+
+    kubeflow, _ = _connect(args)
+    schedules = kubeflow.schedules(args.experiment)
+    if not schedules:
+        print(f"no recurring runs {kubeflow.where}; create one with `dlx schedule create TOPIC --cron ...`")
+        return
+    header = ("id", "name", "status", "cron", "max concurrent", "created")
+    print(format_table(header, [(s.id, s.name, s.status, s.cron, s.max_concurrency, s.created) for s in schedules]))
+
+
+def cmd_schedule_change(args: argparse.Namespace) -> None:
+    kubeflow, _ = _connect(args)
+    kubeflow.change(args.action, args.id)
+    print(f"{args.action}d recurring run {args.id}")

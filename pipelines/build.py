@@ -1,5 +1,20 @@
 """One Kubeflow pipeline per topic, all the same shape: prepare → train → evaluate.
 
+Resources: the train task requests the topic's ``cpu`` and ``memory`` (components.registry) and,
+with ``gpus``, that many ``nvidia.com/gpu``; prepare and evaluate take the cluster's defaults.
+
+Caching on a cluster (kfp.local never caches unless asked, so local runs always rerun):
+
+- prepare: off. It reads a location outside the pipeline (a directory, an s3:// prefix, a
+  download) whose content may change between runs — scheduled retraining exists to pick up
+  new data, which a cache hit would hide.
+- train: on. KFP keys the cache on the image, the command, the parameters (topic, params_json,
+  seed) and the *identity* of the input dataset artifact, not its content. Since prepare reruns,
+  each run hands train a new artifact, so a hit needs the same dataset artifact: in practice a
+  run whose prepare was itself served from cache (``enable_caching=True`` at submission).
+- evaluate: off. It compares the model with the current champion record, which changes over
+  time, and it may rewrite that record; a cached result would skip both.
+
 No `from __future__ import annotations`: kfp reads the pipeline's parameter annotations.
 """
 from typing import Any
@@ -9,9 +24,16 @@ from kfp import dsl
 from components.ops import DEFAULT_IMAGE, make_ops
 from components.registry import Topic
 
+GPU = "nvidia.com/gpu"
+"""The Kubernetes resource name of NVIDIA's device plugin, which GPU node pools expose."""
 
-def build_pipeline(topic: Topic, image: str = DEFAULT_IMAGE) -> Any:
-    """The pipeline function for ``topic``; its arguments are what a run may change."""
+
+def build_pipeline(topic: Topic, image: str = DEFAULT_IMAGE, gpus: int = 0) -> Any:
+    """The pipeline function for ``topic``; its arguments are what a run may change.
+
+    ``champion`` is the URI of the champion record (local path or s3://; empty: no promotion) and
+    ``margin`` how much better the new model must be to replace it (components.promotion).
+    """
     ops = make_ops(image)
 
     @dsl.pipeline(name=f"dlx-{topic.name}", description=f"dlx {topic.name}: {topic.description}")
@@ -20,9 +42,19 @@ def build_pipeline(topic: Topic, image: str = DEFAULT_IMAGE) -> Any:
         data_dir: str = "",
         params_json: str = "{}",
         seed: int = 0,
+        champion: str = "",
+        margin: float = 0.0,
     ):
         prepared = ops.prepare(dataset_name=dataset, data_dir=data_dir, seed=seed)
+        prepared.set_caching_options(False)
         trained = ops.train(topic=topic.name, params_json=params_json, seed=seed, dataset=prepared.outputs["dataset"])
-        ops.evaluate(topic=topic.name, dataset=prepared.outputs["dataset"], model=trained.outputs["model"])
+        trained.set_caching_options(True).set_cpu_request(topic.cpu).set_memory_request(topic.memory)
+        if gpus:
+            trained.set_accelerator_type(GPU).set_accelerator_limit(gpus)
+        evaluated = ops.evaluate(
+            topic=topic.name, dataset=prepared.outputs["dataset"], model=trained.outputs["model"],
+            champion=champion, margin=margin, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        )
+        evaluated.set_caching_options(False)
 
     return pipeline

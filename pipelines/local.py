@@ -138,8 +138,10 @@ def run_local(
         try:
             with _environment(TMPDIR=str(partial / "tmp"), TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")), \
                     contextlib.redirect_stdout(tee), warnings.catch_warnings():
-                # The steps name the cluster image; locally they run in this environment on purpose.
+                # The steps name the cluster image and the train step its cluster resources (CPU,
+                # memory, GPUs); locally they run in this environment, on this machine, on purpose.
                 warnings.filterwarnings("ignore", message=".*non-Python base image.*")
+                warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
                 pipeline(**arguments)
         except RuntimeError as exc:
             tee.flush()

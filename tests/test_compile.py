@@ -1,6 +1,7 @@
 """`dlx compile` writes pipeline YAML a Kubeflow Pipelines server accepts: check its graph."""
 import yaml
 
+from components.registry import get_topic
 from dlx.cli import main
 
 
@@ -22,7 +23,13 @@ def test_compile_all_writes_one_three_step_pipeline_per_topic(tmp_path, capsys):
 
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert parameters["dataset"]["defaultValue"] == "digits"
-    assert set(parameters) == {"dataset", "data_dir", "params_json", "seed"}
+    assert set(parameters) == {"dataset", "data_dir", "params_json", "seed", "champion", "margin"}
+    assert (parameters["champion"]["defaultValue"], parameters["margin"]["defaultValue"]) == ("", 0.0)
+    assert tasks["evaluate"]["inputs"]["parameters"]["champion"] == {"componentInputParameter": "champion"}
+
+    # Only train is cached (prepare reads a location that may change; evaluate faces a moving champion).
+    assert {name: task.get("cachingOptions", {}).get("enableCache", False) for name, task in tasks.items()} == {
+        "prepare": False, "train": True, "evaluate": False}
 
     outputs = spec["components"]["comp-evaluate"]["outputDefinitions"]["artifacts"]
     assert outputs["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
@@ -34,6 +41,11 @@ def test_compile_all_writes_one_three_step_pipeline_per_topic(tmp_path, capsys):
         container = executor["container"]
         assert container["image"] == "registry.example/dlx:test"
         assert "pip install" not in " ".join(container["command"])
+    # train requests the topic's CPU and memory; no GPU unless asked (dlx submit --gpus).
+    resources = executors["exec-train"]["container"]["resources"]
+    topic = get_topic("mnist-cnn")
+    assert (resources["resourceCpuRequest"], resources["resourceMemoryRequest"]) == (topic.cpu, topic.memory)
+    assert "accelerator" not in resources and "resources" not in executors["exec-evaluate"]["container"]
     assert "cnn" in capsys.readouterr().out
 
 

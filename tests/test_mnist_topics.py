@@ -1,4 +1,5 @@
 """The two MNIST topics learn on the bundled digits, through the same step functions a run uses."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,8 @@ import pytest
 
 from components import steps
 from components.files import read_json
+from components.params import to_dict
+from components.registry import get_topic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,11 +21,10 @@ def digits(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("topic, params", [
-    ("mnist-mlp", '{"epochs": 15}'),
-    ("mnist-cnn", '{"epochs": 8}'),
-])
-def test_topic_learns_digits_and_reports(topic, params, digits, tmp_path):
+@pytest.mark.parametrize("topic", ["mnist-mlp", "mnist-cnn"])
+def test_topic_learns_digits_and_reports(topic, digits, tmp_path):
+    """With the defaults `dlx run TOPIC` uses on digits (its preset), ~15 s of training each."""
+    params = json.dumps(to_dict(get_topic(topic).params_for("digits")))
     summary = steps.train(topic, params, 0, digits, tmp_path / "model")
     assert {"model.keras", "params.json", "history.json", "train.json"} <= {p.name for p in (tmp_path / "model").iterdir()}
     history = read_json(tmp_path / "model" / "history.json")
@@ -30,9 +32,9 @@ def test_topic_learns_digits_and_reports(topic, params, digits, tmp_path):
     assert summary["train_seconds"] > 0
 
     metrics = steps.evaluate(topic, digits, tmp_path / "model", tmp_path / "eval")
-    # Chance is 0.10; the random forest on raw pixels gets ~0.96 on this split.
-    assert metrics["test"]["accuracy"] >= 0.93
-    assert metrics["test"]["accuracy"] >= metrics["baseline"]["random_forest"]["accuracy"] - 0.03
+    # Chance is 0.10; the random forest on raw pixels gets ~0.96 on this split, the nets ~0.98-0.99.
+    assert metrics["test"]["accuracy"] >= 0.95
+    assert metrics["test"]["accuracy"] > metrics["baseline"]["random_forest"]["accuracy"] - 0.01
     assert metrics["baseline"]["random_forest"]["accuracy"] > 0.85
     assert sum(map(sum, metrics["confusion_matrix"]["matrix"])) == 360
     assert set(metrics["per_class"]) == {str(d) for d in range(10)}

@@ -62,6 +62,25 @@ def download_prefix(uri: str, dest: str | Path, *, only: Collection[str] | None 
     return written
 
 
+def read_text(uri: str) -> str | None:
+    """The UTF-8 content of the object `uri`, or None when there is no such object."""
+    bucket, key = split_uri(uri)
+    with _s3_errors(uri):
+        client = _client()
+        try:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        except client.exceptions.NoSuchKey:
+            return None
+        return body.read().decode("utf-8")
+
+
+def write_text(uri: str, text: str) -> None:
+    """Write the object `uri` in one PUT, which S3 applies atomically: readers see old or new."""
+    bucket, key = split_uri(uri)
+    with _s3_errors(uri):
+        _client().put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
+
+
 def _client():
     import boto3
 

@@ -1,0 +1,183 @@
+"""`dlx submit` and `dlx schedule` against a fake Kubeflow Pipelines server: what reaches the API."""
+import json
+import socket
+import time
+
+import pytest
+from fake_kfp import FakeKfp
+
+import pipelines.submit
+from components.registry import get_topic
+from dlx.cli import main
+
+RUNS = "/apis/v2beta1/runs"
+RECURRING = "/apis/v2beta1/recurringruns"
+
+
+@pytest.fixture(autouse=True)
+def _no_user_settings(tmp_path, monkeypatch):
+    """The developer's dlx.toml, DLX_KFP_* and kfp's own variables stay out of the tests."""
+    monkeypatch.setenv("DLX_CONFIG", str(tmp_path / "absent.toml"))
+    for var in ("DLX_KFP_HOST", "DLX_KFP_TOKEN", "DLX_KFP_EXPERIMENT", "KF_PIPELINES_ENDPOINT",
+                "KF_PIPELINES_UI_ENDPOINT", "KF_PIPELINES_DEFAULT_EXPERIMENT_NAME", "KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(pipelines.submit, "POLL_SECONDS", 0)
+
+
+@pytest.fixture
+def server():
+    with FakeKfp() as fake:
+        yield fake
+
+
+def _one_line_error(capsys) -> str:
+    captured = capsys.readouterr()
+    assert captured.err.startswith("dlx: error: ") and captured.err.count("\n") == 1, captured.err
+    assert "Traceback" not in captured.out + captured.err
+    return captured.err
+
+
+def test_submit_sends_the_pipeline_with_gpu_resources_parameters_and_experiment(server, capsys):
+    argv = ["submit", "mnist-cnn", "--host", server.url, "--gpus", "1", "--param", "epochs=3", "--seed", "7",
+            "--experiment", "nightly", "--image", "registry.example/dlx:1"]
+    assert main(argv) == 0
+
+    (created,) = server.calls("POST", "/apis/v2beta1/experiments")
+    assert created.body["display_name"] == "nightly"
+    (experiment_id,) = server.experiments
+    (run,) = server.calls("POST", RUNS)
+    assert run.body["experiment_id"] == experiment_id
+
+    spec = run.body["pipeline_spec"]
+    assert spec["pipelineInfo"]["name"] == "dlx-mnist-cnn"
+    assert set(spec["root"]["dag"]["tasks"]) == {"prepare", "train", "evaluate"}
+    executors = spec["deploymentSpec"]["executors"]
+    train = executors["exec-train"]["container"]
+    topic = get_topic("mnist-cnn")
+    assert train["resources"]["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    assert train["resources"]["accelerator"]["resourceCount"] == "1"
+    assert (train["resources"]["resourceCpuRequest"], train["resources"]["resourceMemoryRequest"]) == (topic.cpu, topic.memory)
+    assert "resources" not in executors["exec-prepare"]["container"]
+    assert {e["container"]["image"] for e in executors.values()} == {"registry.example/dlx:1"}
+
+    parameters = run.body["runtime_config"]["parameters"]
+    assert (parameters["dataset"], parameters["data_dir"], parameters["seed"]) == ("digits", "", 7)
+    assert json.loads(parameters["params_json"])["epochs"] == 3
+    assert (parameters["champion"], parameters["margin"]) == ("", 0.0)
+
+    out = capsys.readouterr().out
+    (run_id,) = server.runs
+    assert f"run {run_id}" in out and f"{server.url}/#/runs/details/{run_id}" in out
+    assert "Experiment details" not in out  # kfp.Client's own chatter stays off the console
+
+
+def test_token_flag_is_sent_as_bearer_and_beats_the_environment(monkeypatch, capsys):
+    monkeypatch.setenv("DLX_KFP_TOKEN", "stale")
+    monkeypatch.setenv("DLX_KFP_EXPERIMENT", "from-env")
+    with FakeKfp(token="s3cret") as fake:
+        monkeypatch.setenv("DLX_KFP_HOST", fake.url)
+        assert main(["submit", "mnist-mlp", "--token", "s3cret"]) == 0
+    assert fake.requests and {r.headers["authorization"] for r in fake.requests} == {"Bearer s3cret"}
+    assert fake.calls("POST", "/apis/v2beta1/experiments")[0].body["display_name"] == "from-env"
+
+
+@pytest.mark.parametrize("states, code, shown", [
+    (("PENDING", "RUNNING", "SUCCEEDED"), 0, "SUCCEEDED"),
+    (("RUNNING", "FAILED"), 2, "ended FAILED: task train failed"),
+])
+def test_submit_wait_follows_the_run_and_fails_with_it(states, code, shown, capsys):
+    with FakeKfp(run_states=states) as fake:
+        assert main(["submit", "mnist-mlp", "--host", fake.url, "--wait"]) == code
+        (run_id,) = fake.runs
+    assert len(fake.calls("GET", f"{RUNS}/{run_id}")) == len(states)
+    if code:
+        assert shown in _one_line_error(capsys)
+    else:
+        out = capsys.readouterr().out
+        assert out.index("PENDING") < out.index("RUNNING") < out.index(shown)
+
+
+def test_schedule_create_sends_cron_concurrency_enabled_trigger_and_promotion(server, capsys):
+    champion = "s3://models/champions/mnist-cnn.json"
+    argv = ["schedule", "create", "mnist-cnn", "--host", server.url, "--cron", "0 0 3 * * *", "--max-concurrency", "2",
+            "--name", "nightly-cnn", "--gpus", "2", "--champion", champion, "--margin", "0.005",
+            "--dataset", "mnist", "--data-dir", "s3://data/mnist"]
+    assert main(argv) == 0
+    (created,) = server.calls("POST", RECURRING)
+    body = created.body
+    assert body["trigger"] == {"cron_schedule": {"cron": "0 0 3 * * *"}}
+    assert int(body["max_concurrency"]) == 2
+    assert (body["mode"], body["no_catchup"], body["display_name"]) == ("ENABLE", True, "nightly-cnn")
+    assert body["experiment_id"] in server.experiments
+    parameters = body["runtime_config"]["parameters"]
+    assert (parameters["champion"], parameters["margin"]) == (champion, 0.005)
+    assert (parameters["dataset"], parameters["data_dir"]) == ("mnist", "s3://data/mnist")
+    train = body["pipeline_spec"]["deploymentSpec"]["executors"]["exec-train"]["container"]
+    assert train["resources"]["accelerator"]["resourceCount"] == "2"
+    (recurring_id,) = server.recurring_runs
+    assert f"recurring run {recurring_id}" in capsys.readouterr().out
+
+
+def test_schedule_list_enable_disable_delete_address_the_right_ids(server, capsys):
+    for name in ("first", "second"):
+        assert main(["schedule", "create", "mnist-mlp", "--host", server.url, "--cron", "@daily", "--name", name]) == 0
+    first, second = server.recurring_runs
+    capsys.readouterr()
+
+    assert main(["schedule", "disable", first, "--host", server.url]) == 0
+    assert server.calls("POST", f"{RECURRING}/{first}:disable")
+    assert (server.recurring_runs[first]["status"], server.recurring_runs[second]["status"]) == ("DISABLED", "ENABLED")
+    assert main(["schedule", "delete", second, "--host", server.url]) == 0
+    assert server.calls("DELETE", f"{RECURRING}/{second}") and set(server.recurring_runs) == {first}
+    capsys.readouterr()
+    assert main(["schedule", "list", "--host", server.url]) == 0
+    listing = capsys.readouterr().out
+    assert first in listing and "DISABLED" in listing and "@daily" in listing and second not in listing
+    assert main(["schedule", "enable", first, "--host", server.url]) == 0
+    assert server.recurring_runs[first]["status"] == "ENABLED"
+
+    assert main(["schedule", "delete", "no-such-id", "--host", server.url]) == 2
+    assert "no recurring run 'no-such-id'" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["schedule", "create", "mnist-cnn", "--cron", "0 3 * * *"], "has 5 fields; Kubeflow Pipelines wants 6"),
+    (["schedule", "create", "mnist-cnn", "--cron", "0 0 3 * * * *"], "has 7 fields"),
+    (["schedule", "create", "mnist-cnn", "--cron", "@daily", "--max-concurrency", "0"], "--max-concurrency must be at least 1"),
+    (["submit", "mnist-cnn", "--param", "epoch=3"], "unknown parameter 'epoch' for mnist-cnn"),
+    (["submit", "mnist-cnn", "--dataset", "cifar"], "does not take data set 'cifar'"),
+    (["submit", "mnist-cnn", "--data-dir", "/data/mnist"], "--data-dir /data/mnist is a path on this machine"),
+    (["submit", "mnist-cnn", "--champion", "champion.json"], "--champion champion.json is a path on this machine"),
+    (["submit", "mnist-cnn", "--gpus", "-1"], "must be 0 or more"),
+    (["submit", "rnn"], "unknown topic 'rnn'"),
+])
+def test_user_errors_are_caught_before_the_server_is_contacted(argv, message, server, capsys):
+    assert main([*argv, "--host", server.url]) == 2
+    assert message in _one_line_error(capsys)
+    assert server.requests == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("argv", [["submit", "mnist-mlp"], ["schedule", "list"], ["schedule", "delete", "some-id"]])
+def test_unreachable_host_is_one_line_and_quick(argv, capsys):
+    host = f"http://127.0.0.1:{_closed_port()}"
+    started = time.monotonic()
+    assert main([*argv, "--host", host]) == 2
+    assert time.monotonic() - started < 10  # kfp's own health probe would retry for 25 s
+    assert f"cannot reach Kubeflow Pipelines at {host} (Connection refused); check --host" in _one_line_error(capsys)
+
+
+@pytest.mark.parametrize("argv", [["submit", "mnist-mlp"], ["schedule", "list"]])
+def test_rejected_credentials_are_one_line_and_quick(argv, capsys):
+    with FakeKfp(token="right") as fake:
+        started = time.monotonic()
+        assert main([*argv, "--host", fake.url, "--token", "wrong"]) == 2
+        assert time.monotonic() - started < 10
+    assert fake.calls("GET", "/apis/v2beta1/healthz")[0].headers["authorization"] == "Bearer wrong"
+    expected = f"Kubeflow Pipelines at {fake.url} refused the credentials (HTTP 401); pass --token or set DLX_KFP_TOKEN"
+    assert expected in _one_line_error(capsys)
