@@ -49,6 +49,10 @@ def render(metrics: dict, plot_dir: Path) -> str:
         "<h2>Scores</h2>",
         _table(["", *names], score_rows),
     ]
+    if "promotion" in metrics:
+        decision = metrics["promotion"]
+        verdict = "promoted to champion" if decision["promoted"] else "not promoted"
+        parts += ["<h2>Promotion</h2>", f"<p><b>{verdict}</b>: {html.escape(decision['reason'])}</p>"]
     if "per_class" in metrics:
         parts += ["<h2>Per class</h2>",
                   _table(["class", "precision", "recall", "f1", "support"],

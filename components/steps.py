@@ -14,6 +14,7 @@ from components.files import write_json
 from components.params import from_dict
 from components.promotion import promote
 from components.registry import get_topic
+from components.report import write_report
 
 
 def prepare(dataset: str, data_dir: str, seed: int, out_dir: str | Path) -> dict:
@@ -47,4 +48,5 @@ def evaluate(
         write_json(out_dir / "promotion.json", decision)
         metrics["promotion"] = decision
         write_json(out_dir / "metrics.json", metrics)
+        write_report(metrics, out_dir, out_dir / "report.html")
     return metrics

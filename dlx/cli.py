@@ -52,7 +52,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"dlx run {topic.name} on {dataset} (seed {args.seed}) -> {run_dir}", flush=True)
     metrics = run_local(
         topic, dataset=dataset, data_dir=args.data_dir or "", params=params, seed=args.seed,
-        run_dir=run_dir, verbose=args.verbose,
+        champion=args.champion or "", margin=args.margin, run_dir=run_dir, verbose=args.verbose,
     )
     _summary(topic, metrics, run_dir)
 
@@ -71,6 +71,9 @@ def _summary(topic: Topic, metrics: dict, run_dir: Path) -> None:
         better = value > base[1] if topic.higher_is_better else value < base[1]
         verdict = "beats" if better else "does NOT beat"
         print(f"  the model {verdict} the {base[0]} baseline on {topic.main_metric} ({value:.4f} vs {base[1]:.4f})")
+    if "promotion" in metrics:
+        decision = metrics["promotion"]
+        print(f"  champion  {'promoted' if decision['promoted'] else 'not promoted'}: {decision['reason']}")
     print(f"  training {metrics['train_seconds']:.1f} s; whole pipeline {metrics['wall_seconds']:.1f} s")
     print(f"  outputs   {run_dir}/  (report.html, metrics.json, pipeline.log; prepare/ train/ evaluate/)")
 
@@ -92,7 +95,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
 
     chosen = list(topics().values()) if args.topic == "all" else [get_topic(args.topic)]
     for topic in chosen:
-        path = compile_topic(topic, Path(args.output), args.image)
+        path = compile_topic(topic, Path(args.output), args.image, args.gpus)
         print(f"{topic.name}: {path}")
 
 
@@ -112,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="seed for the validation split, initialisation and shuffling")
     run.add_argument("--out", help="run directory (default: RUNS_DIR/<topic>-<timestamp>)")
     run.add_argument("--runs-dir", help="where runs go (default: $DLX_RUNS_DIR or ./runs)")
+    run.add_argument("--champion", help="champion record (path or s3:// URI): promote the model only if it beats it")
+    run.add_argument("--margin", type=float, default=0.0, help="how much better than the champion a model must be")
     run.add_argument("-v", "--verbose", action="store_true", help="show kfp's full executor output")
     run.set_defaults(func=cmd_run)
 
@@ -124,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("topic", help="topic id, or 'all'")
     comp.add_argument("-o", "--output", default="compiled", help="output folder (default: ./compiled)")
     comp.add_argument("--image", default=DEFAULT_IMAGE, help=f"container image for every step (default: {DEFAULT_IMAGE})")
+    comp.add_argument("--gpus", type=int, default=0, help="nvidia.com/gpu limit of the train step (default: 0)")
     comp.set_defaults(func=cmd_compile)
 
     for target in (cli_kubeflow, cli_sagemaker, cli_aws):

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kfp import Client, compiler
+from kfp import Client
 
 from components.errors import DlxError
 from components.registry import Topic
-from pipelines.build import build_pipeline
+from pipelines.compile import compile_topic
 
 POLL_SECONDS = 10.0
 """How often `wait` asks the server for the run's state."""
@@ -193,9 +193,7 @@ class Kubeflow:
 def _package(topic: Topic, image: str, gpus: int) -> Iterator[str]:
     """The topic's pipeline compiled to a temporary YAML file."""
     with tempfile.TemporaryDirectory(prefix="dlx-kfp-") as tmp:
-        path = Path(tmp) / f"dlx-{topic.name}.yaml"
-        compiler.Compiler().compile(build_pipeline(topic, image, gpus), str(path))
-        yield str(path)
+        yield str(compile_topic(topic, Path(tmp), image, gpus))
 
 
 def _schedule(run: Any) -> Schedule:

@@ -7,7 +7,9 @@ from dlx.cli import main
 
 def test_run_writes_a_complete_run_directory_and_lists_it(tmp_path, capsys):
     runs = tmp_path / "runs"
-    assert main(["run", "mnist-mlp", "--param", "epochs=3", "--seed", "1", "--runs-dir", str(runs)]) == 0
+    champion = tmp_path / "champions" / "mnist-mlp.json"
+    assert main(["run", "mnist-mlp", "--param", "epochs=3", "--seed", "1", "--runs-dir", str(runs),
+                 "--champion", str(champion)]) == 0
     out = capsys.readouterr().out
     (run_dir,) = runs.iterdir()
     assert run_dir.name.startswith("mnist-mlp-")
@@ -18,6 +20,9 @@ def test_run_writes_a_complete_run_directory_and_lists_it(tmp_path, capsys):
     assert metrics["params"]["epochs"] == 3
     assert 0.5 < metrics["test"]["accuracy"] <= 1 and "random_forest" in metrics["baseline"]
     assert metrics["wall_seconds"] > metrics["train_seconds"] > 0
+    assert metrics["promotion"]["promoted"] and "no champion yet" in metrics["promotion"]["reason"]
+    assert read_json(champion)["value"] == metrics["test"]["accuracy"]
+    assert "promoted" in (run_dir / "report.html").read_text()
 
     for path in ("prepare/dataset/data.npz", "prepare/dataset/meta.json", "train/model/model.keras",
                  "train/model/history.json", "evaluate/evaluation/learning_curves.png", "report.html", "pipeline.log"):
@@ -27,7 +32,7 @@ def test_run_writes_a_complete_run_directory_and_lists_it(tmp_path, capsys):
     assert [p.name for p in runs.iterdir()] == [run_dir.name]
 
     # The console shows progress and a summary; kfp's executor dump stays in the log.
-    assert "Epoch 3/3" in out and "test      accuracy" in out and str(run_dir) in out
+    assert "Epoch 3/3" in out and "test      accuracy" in out and str(run_dir) in out and "champion  promoted" in out
     assert "Got executor_input" not in out
     assert "Got executor_input" in (run_dir / "pipeline.log").read_text()
 
