@@ -1,6 +1,207 @@
-"""`dlx` commands for the sagemaker run target (being written)."""
+"""`dlx sagemaker train|status|logs|stop|fetch`: a topic as a SageMaker training job.
+
+Role, bucket, image and region default to dlx.toml / DLX_* variables (infra.config). Commands
+talk to AWS only when run (boto3 and the SageMaker SDK load only then). dlx.cli is imported
+inside the commands because it imports this module.
+"""
+from __future__ import annotations
+
 import argparse
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from components.errors import DlxError
+from components.registry import get_topic
+from infra import aws
+from infra import sagemaker as jobs
+from infra.config import load_settings, require
+from infra.staging import Staging
+
+
+def _session(args: argparse.Namespace) -> Any:
+    return aws.session(args.region or load_settings().region)
+
+
+def _runs_root(args: argparse.Namespace) -> Path:
+    from dlx.cli import _runs_root
+
+    return _runs_root(args)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from dlx.cli import _check_dataset
+
+    settings = load_settings()
+    topic = get_topic(args.topic)
+    dataset = _check_dataset(topic, args.dataset, args.data_dir)
+    spec = jobs.JobSpec(
+        topic=topic, dataset=dataset, params=topic.params_for(dataset, args.param), seed=args.seed,
+        role=require(args.role or settings.role_arn, "role_arn", "--role"),
+        bucket=require(args.bucket or settings.bucket, "bucket", "--bucket"),
+        image=require(args.image or settings.image_uri, "image_uri", "--image"),
+        instance_type=args.instance_type, instance_count=args.instance_count, spot=args.spot,
+        max_run=args.max_run, max_wait=args.max_wait, volume_gb=args.volume_gb, data_dir=args.data_dir,
+    )
+    jobs.check(spec)
+    session = aws.session(args.region or settings.region)
+    launched = jobs.launch(spec, session, dry_run=args.dry_run)
+    _print_staging(launched.staging, args.dry_run)
+    if args.dry_run:
+        print(f"dry run: nothing uploaded, no job created; CreateTrainingJob request:\n"
+              f"{json.dumps(launched.request, indent=2)}")
+        return
+    region = session.region_name
+    print(f"started training job {launched.name} ({spec.instance_type} x{spec.instance_count}"
+          f"{', managed spot' if spec.spot else ''}) in {region}")
+    print(f"  console  https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{launched.name}")
+    print(f"  follow   dlx sagemaker status|logs|stop {launched.name}")
+    if args.wait:
+        _wait_and_fetch(session, launched.name, _runs_root(args))
+
+
+def _print_staging(staging: Staging | None, dry_run: bool) -> None:
+    if staging is None:
+        print("data: bundled with the image; nothing to stage")
+        return
+    fresh = [f for f in staging.files if not f.present]
+    verb = "would upload" if dry_run else "uploaded"
+    print(f"data: {staging.uri} ({len(staging.files)} files; {verb} {len(fresh)}, "
+          f"{len(staging.files) - len(fresh)} already there with the same sha256)")
+    for f in staging.files:
+        print(f"  {f.name}  {f.size / 1e6:.1f} MB  sha256 {f.sha256[:12]}  {'present' if f.present else verb}")
+
+
+def _wait_and_fetch(session: Any, name: str, runs_root: Path) -> None:
+    print(f"waiting for {name} (Ctrl-C stops waiting, not the job)", flush=True)
+    try:
+        job = jobs.wait(session, name, _print_transition)
+    except KeyboardInterrupt:
+        print(f"\nstopped waiting; {name} keeps running: `dlx sagemaker status {name}`, "
+              f"`dlx sagemaker fetch {name}` when it is done", flush=True)
+        raise
+    _fetch(session, job, runs_root)
+
+
+def _print_transition(transition: dict) -> None:
+    start = transition.get("StartTime")
+    stamp = start.astimezone().strftime("%H:%M:%S") if isinstance(start, datetime) else "--:--:--"
+    print(f"  {stamp}  {transition.get('Status', '?'):<12} {transition.get('StatusMessage', '')}", flush=True)
+
+
+def _fetch(session: Any, job: dict, runs_root: Path) -> None:
+    from components.evaluate import best_baseline
+    from components.files import read_json
+
+    name, status = job["TrainingJobName"], job["TrainingJobStatus"]
+    if status != "Completed":
+        reason = job.get("FailureReason") or f"secondary status {job.get('SecondaryStatus', '?')}"
+        raise DlxError(f"training job {name} {status.lower()}: {' '.join(str(reason).split())}; "
+                       f"see `dlx sagemaker logs {name}`")
+    run_dir = jobs.fetch_model(session, job, runs_root / f"sagemaker-{name}")
+    print(f"{name}: Completed; {_billing(job)}")
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.is_file():
+        metrics = read_json(metrics_path)
+        topic = get_topic(metrics["topic"])
+        value = metrics.get("test", {}).get(topic.main_metric)
+        base = best_baseline(metrics, topic)
+        versus = f" ({base[0]} baseline {base[1]:.4f})" if base else ""
+        if value is not None:
+            print(f"  test      {topic.main_metric} {value:.4f}{versus}")
+    else:
+        print("  the model archive holds no metrics.json at its top; `dlx runs` will not list it")
+    print(f"  outputs   {run_dir}/  ({', '.join(sorted(p.name for p in run_dir.iterdir()))})")
+
+
+def _billing(job: dict) -> str:
+    billable, trained = job.get("BillableTimeInSeconds"), job.get("TrainingTimeInSeconds")
+    if billable is None:
+        return "billable time not reported"
+    saved = f", managed spot saved {1 - billable / trained:.0%}" if trained and billable < trained else ""
+    return f"billable {billable} s of {trained if trained is not None else '?'} s{saved}"
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    job = jobs.describe(_session(args), args.job)
+    print(f"{job['TrainingJobName']}  {job['TrainingJobStatus']} ({job.get('SecondaryStatus', '?')})")
+    hyper = job.get("HyperParameters", {})
+    if hyper:
+        print(f"  topic     {hyper.get('topic', '?')} on {hyper.get('dataset', '?')}, seed {hyper.get('seed', '?')}")
+    resources = job.get("ResourceConfig", {})
+    spot = ", managed spot" if job.get("EnableManagedSpotTraining") else ""
+    print(f"  compute   {resources.get('InstanceType', '?')} x{resources.get('InstanceCount', '?')}{spot}")
+    times = [(label, job.get(key)) for label, key in
+             [("created", "CreationTime"), ("started", "TrainingStartTime"), ("ended", "TrainingEndTime")]]
+    print("  times     " + "  ".join(f"{label} {value.astimezone():%Y-%m-%d %H:%M:%S}"
+                                     for label, value in times if isinstance(value, datetime)))
+    print(f"  billing   {_billing(job)}")
+    if job.get("FailureReason"):
+        print(f"  failure   {' '.join(job['FailureReason'].split())}")
+    if job.get("ModelArtifacts", {}).get("S3ModelArtifacts") and job["TrainingJobStatus"] == "Completed":
+        print(f"  model     {job['ModelArtifacts']['S3ModelArtifacts']}  (`dlx sagemaker fetch {args.job}`)")
+    for transition in job.get("SecondaryStatusTransitions", []):
+        _print_transition(transition)
+
+
+def cmd_logs(args: argparse.Namespace) -> None:
+    events = jobs.log_events(_session(args), args.job)
+    hosts_seen: set[str] = set()
+    for host, message in events:
+        if host not in hosts_seen:
+            hosts_seen.add(host)
+            print(f"== {host} ==")
+        print(message)
+
+
+def cmd_stop(args: argparse.Namespace) -> None:
+    was = jobs.stop(_session(args), args.job)
+    if was is None:
+        print(f"{args.job} has ended already; nothing to stop")
+    else:
+        print(f"stopping {args.job} (was {was}); its checkpoints stay in S3 and the job ends as Stopped")
+
+
+def cmd_fetch(args: argparse.Namespace) -> None:
+    session = _session(args)
+    _fetch(session, jobs.describe(session, args.job), _runs_root(args))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this target's sub-commands to the `dlx` parser."""
+    """Add `dlx sagemaker ...` to the `dlx` parser."""
+    group = sub.add_parser("sagemaker", help="run a topic as a SageMaker training job; status, logs, stop")
+    commands = group.add_subparsers(dest="sagemaker_command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="stage the data and start a training job")
+    train.add_argument("topic", help="topic id (see `dlx list`)")
+    train.add_argument("--role", help="SageMaker execution role ARN (default: role_arn from dlx.toml / DLX_ROLE_ARN)")
+    train.add_argument("--bucket", help="S3 bucket for data, checkpoints and output (default: bucket / DLX_BUCKET)")
+    train.add_argument("--image", help="training image URI in ECR (default: image_uri / DLX_IMAGE_URI)")
+    train.add_argument("--instance-type", default=jobs.DEFAULT_INSTANCE_TYPE,
+                       help=f"SageMaker instance type (default: {jobs.DEFAULT_INSTANCE_TYPE}, one NVIDIA A10G)")
+    train.add_argument("--instance-count", type=int, default=1, help="instances; >1 only for PyTorch topics (torchrun)")
+    train.add_argument("--spot", action="store_true", help="managed spot training, resuming from S3 checkpoints")
+    train.add_argument("--max-run", type=int, default=3600, help="seconds of training before SageMaker stops the job")
+    train.add_argument("--max-wait", type=int, help="spot: seconds of running plus waiting for capacity (default: 2x --max-run)")
+    train.add_argument("--volume-gb", type=int, default=30, help="EBS volume per instance in GB (default: 30)")
+    train.add_argument("--dataset", help="data set name (default: the topic's offline one)")
+    train.add_argument("--data-dir", help="folder or s3://bucket/prefix holding the data set's files, staged to the bucket")
+    train.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="override a hyperparameter (repeatable)")
+    train.add_argument("--seed", type=int, default=0, help="seed for the validation split, initialisation and shuffling")
+    train.add_argument("--region", help="AWS region (default: region / DLX_AWS_REGION, then the AWS profile's)")
+    train.add_argument("--wait", action="store_true", help="follow the job; when it ends, fetch the model into runs/")
+    train.add_argument("--runs-dir", help="where --wait puts the model (default: $DLX_RUNS_DIR or ./runs)")
+    train.add_argument("--dry-run", action="store_true", help="print what would be staged and the request; create nothing")
+    train.set_defaults(func=cmd_train)
+
+    for name, func, text in [("status", cmd_status, "state, times, billable seconds and failure reason of a job"),
+                             ("logs", cmd_logs, "the job's CloudWatch logs"),
+                             ("stop", cmd_stop, "stop a running job"),
+                             ("fetch", cmd_fetch, "download a completed job's model into runs/sagemaker-JOB/")]:
+        command = commands.add_parser(name, help=text)
+        command.add_argument("job", help="training job name (printed by `dlx sagemaker train`)")
+        command.add_argument("--region", help="AWS region (default: region / DLX_AWS_REGION, then the AWS profile's)")
+        if name == "fetch":
+            command.add_argument("--runs-dir", help="where the model goes (default: $DLX_RUNS_DIR or ./runs)")
+        command.set_defaults(func=func)

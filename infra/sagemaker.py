@@ -1,0 +1,270 @@
+"""SageMaker training jobs for dlx topics: launch, watch, fetch the model, status, logs, stop.
+
+A job runs the project's image, whose entrypoint (`python -m containers.entrypoint train`) reads
+exactly the hyperparameters topic, dataset, params_json and seed, the ``data`` channel (the staged
+files, absent for bundled data sets) and resumes from /opt/ml/checkpoints, which SageMaker syncs
+with the job's own checkpoint prefix, so a spot job that is interrupted carries on where it stopped.
+
+ModelTrainer (SageMaker Python SDK 3) builds and validates the CreateTrainingJob request; dlx
+sends that request with boto3 itself. ModelTrainer names a job (base name + timestamp) only as it
+builds the request, yet the checkpoint prefix it is given must carry that name, so dlx names the
+job first and sets it on the request; sending the request it built also means --dry-run prints exactly what a launch sends, including what the SDK's own
+defaults files (/etc/xdg/sagemaker/config.yaml, ~/.config/sagemaker/config.yaml: an admin's VPC
+or KMS settings) add. ModelTrainer.train() is not used, so the SDK sends no usage telemetry.
+"""
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from components.data.storage import split_uri
+from components.errors import DlxError
+from components.files import atomic_dir
+from components.params import to_dict
+from components.registry import Topic
+from infra.aws import aws_errors
+from infra.staging import Staging, check_bucket, stage
+
+DEFAULT_INSTANCE_TYPE = "ml.g5.xlarge"
+DATA_CHANNEL = "data"
+CHECKPOINT_DIR = "/opt/ml/checkpoints"
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+ENDED = ("Completed", "Failed", "Stopped")
+POLL_SECONDS = 30.0
+"""Seconds between DescribeTrainingJob calls while waiting."""
+
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a user asks for; see `dlx sagemaker train --help` for each field."""
+
+    topic: Topic
+    dataset: str
+    params: Any
+    seed: int
+    role: str
+    bucket: str
+    image: str
+    instance_type: str = DEFAULT_INSTANCE_TYPE
+    instance_count: int = 1
+    spot: bool = False
+    max_run: int = 3600
+    max_wait: int | None = None
+    """Spot only: run time plus time waiting for capacity; defaults to twice max_run."""
+    volume_gb: int = 30
+    data_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class Launch:
+    name: str
+    request: dict
+    """The CreateTrainingJob request, as sent (or, with --dry-run, as it would be sent)."""
+    staging: Staging | None
+
+
+def check(spec: JobSpec) -> None:
+    """Reject a spec SageMaker would reject (or bill for nothing) before any AWS call."""
+    if not _ROLE_ARN.fullmatch(spec.role):
+        raise DlxError(f"bad role ARN {spec.role!r}: write it as arn:aws:iam::<12-digit account>:role/NAME "
+                       "(`dlx aws bootstrap` prints it)")
+    if not spec.instance_type.startswith("ml."):
+        raise DlxError(f"instance type {spec.instance_type!r} is not a SageMaker type; SageMaker names carry "
+                       f"an ml. prefix: ml.{spec.instance_type}")
+    for flag, value in [("--instance-count", spec.instance_count), ("--max-run", spec.max_run),
+                        ("--volume-gb", spec.volume_gb)]:
+        if value < 1:
+            raise DlxError(f"{flag} must be at least 1, got {value}")
+    if not 0 <= spec.seed < 2**32:
+        raise DlxError(f"--seed must be between 0 and 2**32 - 1, got {spec.seed}")
+    if spec.max_wait is not None and not spec.spot:
+        raise DlxError("--max-wait applies to managed spot training only; add --spot or drop --max-wait")
+    if spec.spot and spec.max_wait is not None and spec.max_wait < spec.max_run:
+        raise DlxError(f"--max-wait {spec.max_wait} is shorter than --max-run {spec.max_run}; "
+                       "SageMaker needs max wait >= max run")
+    distribution_env(spec.topic, spec.instance_count)  # raises for a multi-instance non-PyTorch topic
+
+
+def distribution_env(topic: Topic, instance_count: int) -> dict[str, str]:
+    """Environment telling the entrypoint how to spread training over the job's instances.
+
+    Only PyTorch trainers can run distributed data parallel: for them the entrypoint starts one
+    torchrun worker per GPU on every host (hosts from /opt/ml/input/config/resourceconfig.json)
+    when DLX_DISTRIBUTION=torchrun. Every instance receives all of the data (FullyReplicated);
+    each worker reads its shard.
+    """
+    if instance_count == 1:
+        return {}
+    if topic.framework != "pytorch":
+        raise DlxError(f"--instance-count {instance_count}: {topic.name} is a {topic.framework} topic and trains "
+                       "on one instance; only PyTorch topics run distributed (torchrun); use --instance-count 1")
+    return {"DLX_DISTRIBUTION": "torchrun"}
+
+
+def job_name(topic: str, now: datetime | None = None) -> str:
+    """``dlx-<topic>-<yyyymmdd-hhmmss>``: SageMaker's name rules (alphanumerics and '-', <= 63)."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    safe = re.sub(r"[^a-zA-Z0-9]+", "-", topic).strip("-")[: 63 - len("dlx--") - len(stamp)].rstrip("-")
+    return f"dlx-{safe}-{stamp}"
+
+
+def tags(spec: JobSpec) -> dict[str, str]:
+    return {"project": "dlx", "dlx:topic": spec.topic.name, "dlx:dataset": spec.dataset}
+
+
+def hyperparameters(spec: JobSpec) -> dict[str, str]:
+    """The entrypoint's contract: exactly these four, all strings."""
+    return {"topic": spec.topic.name, "dataset": spec.dataset,
+            "params_json": json.dumps(to_dict(spec.params)), "seed": str(spec.seed)}
+
+
+def launch(spec: JobSpec, session: Any, *, dry_run: bool = False) -> Launch:
+    """Stage the data, build the request and (unless ``dry_run``) create the job.
+
+    A dry run makes read-only calls only (bucket location, HEAD of the staged objects).
+    """
+    check(spec)
+    s3 = session.client("s3")
+    check_bucket(s3, spec.bucket, session.region_name)
+    staging = stage(s3, spec.bucket, spec.dataset, spec.data_dir,
+                    tags={"project": "dlx", "dlx:dataset": spec.dataset}, dry_run=dry_run)
+    name = job_name(spec.topic.name)
+    request = build_request(spec, session, name, staging.uri if staging else None)
+    if not dry_run:
+        with aws_errors(f"training job {name}", {
+            "ResourceLimitExceeded": f"the account's SageMaker quota for {spec.instance_type} "
+                                     f"{'spot ' if spec.spot else ''}training is too small; request an increase "
+                                     "in Service Quotas (SageMaker) or pick another --instance-type",
+            "ResourceInUse": "a job with this name exists already; launch again in a second",
+        }):
+            session.client("sagemaker").create_training_job(**request)
+    return Launch(name, request, staging)
+
+
+def build_request(spec: JobSpec, session: Any, name: str, data_uri: str | None) -> dict:
+    """The CreateTrainingJob request for ``spec``, named ``name``, as ModelTrainer builds it."""
+    from sagemaker.core.helper.iam_role_resolver import RoleValidationError
+    from sagemaker.core.helper.session_helper import Session
+    from sagemaker.core.training.configs import (CheckpointConfig, Compute, InputData, OutputDataConfig,
+                                                 StoppingCondition, Tag)
+    from sagemaker.train import ModelTrainer
+
+    max_wait = (spec.max_wait or 2 * spec.max_run) if spec.spot else None
+    try:
+        trainer = ModelTrainer(
+            sagemaker_session=Session(boto_session=session, default_bucket=spec.bucket, default_bucket_prefix="dlx"),
+            role=spec.role,
+            training_image=spec.image,
+            base_job_name=f"dlx-{spec.topic.name}",
+            compute=Compute(instance_type=spec.instance_type, instance_count=spec.instance_count,
+                            volume_size_in_gb=spec.volume_gb, enable_managed_spot_training=spec.spot),
+            stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_run,
+                                                 max_wait_time_in_seconds=max_wait),
+            checkpoint_config=CheckpointConfig(s3_uri=f"s3://{spec.bucket}/dlx/checkpoints/{name}/",
+                                               local_path=CHECKPOINT_DIR),
+            output_data_config=OutputDataConfig(s3_output_path=f"s3://{spec.bucket}/dlx/output/"),
+            input_data_config=[InputData(channel_name=DATA_CHANNEL, data_source=data_uri)] if data_uri else None,
+            hyperparameters=hyperparameters(spec),
+            environment=distribution_env(spec.topic, spec.instance_count),
+            tags=[Tag(key=key, value=value) for key, value in tags(spec).items()],
+        )
+    except RoleValidationError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise DlxError(f"role {spec.role} cannot run SageMaker training ({first}); "
+                       "fix its permissions and trust policy, or create one with `dlx aws bootstrap`") from None
+    request = trainer._create_training_job_args(boto3=True)
+    request["TrainingJobName"] = name
+    return request
+
+
+def describe(session: Any, name: str) -> dict:
+    """DescribeTrainingJob, with an unknown job as one line that says where dlx looked."""
+    with aws_errors(f"training job {name}", {
+        "ValidationException": f"no such job in {session.region_name}; check the name "
+                               "(`aws sagemaker list-training-jobs`) or pass --region",
+    }):
+        return session.client("sagemaker").describe_training_job(TrainingJobName=name)
+
+
+def wait(session: Any, name: str, on_transition: Callable[[dict], None]) -> dict:
+    """Poll until the job ends; report each new secondary-status transition; return the last description.
+
+    A transition whose message changes in place (Training: "Downloading" -> "in progress") is
+    reported again with its new message.
+    """
+    seen: set[tuple[str, str]] = set()
+    while True:
+        job = describe(session, name)
+        for transition in job.get("SecondaryStatusTransitions", []):
+            key = (transition.get("Status", ""), transition.get("StatusMessage", ""))
+            if key not in seen:
+                seen.add(key)
+                on_transition(transition)
+        if job["TrainingJobStatus"] in ENDED:
+            return job
+        time.sleep(POLL_SECONDS)
+
+
+def fetch_model(session: Any, job: dict, run_dir: Path) -> Path:
+    """Download the job's model.tar.gz and unpack it into ``run_dir`` (which must not exist yet)."""
+    uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+    if not uri:
+        raise DlxError(f"training job {job['TrainingJobName']} has no model artifacts "
+                       f"(status {job['TrainingJobStatus']}); see `dlx sagemaker logs {job['TrainingJobName']}`")
+    bucket, key = split_uri(uri)
+    missing = "the job uploaded no model archive; see its logs"
+    with tempfile.TemporaryDirectory(prefix="dlx-model-") as tmp:
+        archive = Path(tmp) / "model.tar.gz"
+        with aws_errors(uri, {"404": missing, "NoSuchKey": missing}):
+            session.client("s3").download_file(bucket, key, str(archive))
+        try:
+            with atomic_dir(run_dir) as out, tarfile.open(archive) as tar:
+                tar.extractall(out, filter="data")
+        except FileExistsError:
+            raise DlxError(f"{run_dir} already exists; remove it or pass another --runs-dir") from None
+        except tarfile.TarError as exc:
+            raise DlxError(f"{uri}: not a valid model archive ({exc})") from None
+    return run_dir
+
+
+def log_events(session: Any, name: str) -> Iterator[tuple[str, str]]:
+    """(host, message) for every event of the job's CloudWatch log streams, oldest first per host."""
+    logs = session.client("logs")
+    not_yet = f"no logs yet; SageMaker writes them once the instances start (`dlx sagemaker status {name}`)"
+    with aws_errors(f"logs of training job {name}", {"ResourceNotFoundException": not_yet}):
+        pages = logs.get_paginator("describe_log_streams").paginate(
+            logGroupName=LOG_GROUP, logStreamNamePrefix=f"{name}/")
+        streams = [stream["logStreamName"] for page in pages for stream in page.get("logStreams", [])]
+        if not streams:
+            raise DlxError(f"logs of training job {name}: {not_yet}")
+        for stream in streams:
+            host = stream.split("/", 1)[1]
+            token = None
+            while True:
+                page = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True,
+                                           **({"nextToken": token} if token else {}))
+                for event in page.get("events", []):
+                    yield host, event["message"]
+                if page.get("nextForwardToken") in (None, token):
+                    break
+                token = page["nextForwardToken"]
+
+
+def stop(session: Any, name: str) -> str | None:
+    """Ask SageMaker to stop the job; returns the status it had, or None when it had ended already."""
+    status = describe(session, name)["TrainingJobStatus"]
+    if status in ENDED:
+        return None
+    with aws_errors(f"training job {name}"):
+        session.client("sagemaker").stop_training_job(TrainingJobName=name)
+    return status
