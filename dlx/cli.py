@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -11,10 +10,7 @@ from components.errors import DlxError
 from components.params import describe
 from components.registry import Topic, get_topic, topics
 from dlx import cli_aws, cli_kubeflow, cli_sagemaker
-
-
-def _runs_root(args: argparse.Namespace) -> Path:
-    return Path(args.runs_dir or os.environ.get("DLX_RUNS_DIR", "runs"))
+from dlx.arguments import add_champion_arguments, add_job_arguments, add_runs_dir, resolve_job, runs_root
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -33,22 +29,11 @@ def cmd_list(args: argparse.Namespace) -> None:
         print(f"  {spec.name}  {spec.description}")
 
 
-def _check_dataset(topic: Topic, dataset: str | None, data_dir: str | None) -> str:
-    name = dataset or topic.default_dataset
-    if name not in topic.datasets:
-        raise DlxError(f"topic {topic.name} does not take data set '{name}'; valid: {', '.join(topic.datasets)}")
-    if data_dir and "://" not in data_dir and not Path(data_dir).is_dir():
-        raise DlxError(f"--data-dir {data_dir} is not a directory; pass a folder holding the {name} files, or an s3:// URI")
-    return name
-
-
 def cmd_run(args: argparse.Namespace) -> None:
     from pipelines.local import new_run_dir, run_local
 
-    topic = get_topic(args.topic)
-    dataset = _check_dataset(topic, args.dataset, args.data_dir)
-    params = topic.params_for(dataset, args.param)
-    run_dir = Path(args.out) if args.out else new_run_dir(_runs_root(args), topic)
+    topic, dataset, params = resolve_job(args)
+    run_dir = Path(args.out) if args.out else new_run_dir(runs_root(args), topic)
     print(f"dlx run {topic.name} on {dataset} (seed {args.seed}) -> {run_dir}", flush=True)
     metrics = run_local(
         topic, dataset=dataset, data_dir=args.data_dir or "", params=params, seed=args.seed,
@@ -83,9 +68,9 @@ def cmd_runs(args: argparse.Namespace) -> None:
 
     if args.topic:
         get_topic(args.topic)
-    rows = run_rows(_runs_root(args), args.topic)
+    rows = run_rows(runs_root(args), args.topic)
     if not rows:
-        print(f"no runs under {_runs_root(args)}/ yet; start one with `dlx run TOPIC`")
+        print(f"no runs under {runs_root(args)}/ yet; start one with `dlx run TOPIC`")
         return
     print(format_table(COLUMNS, rows))
 
@@ -108,21 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="topics, their data sets and parameters").set_defaults(func=cmd_list)
 
     run = sub.add_parser("run", help="run a topic's pipeline locally (kfp.local)")
-    run.add_argument("topic", help="topic id (see `dlx list`)")
-    run.add_argument("--dataset", help="data set name (default: the topic's offline one)")
-    run.add_argument("--data-dir", help="folder or s3://bucket/prefix holding the data set's files")
-    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="override a hyperparameter (repeatable)")
-    run.add_argument("--seed", type=int, default=0, help="seed for the validation split, initialisation and shuffling")
+    add_job_arguments(run, "folder or s3://bucket/prefix holding the data set's files")
     run.add_argument("--out", help="run directory (default: RUNS_DIR/<topic>-<timestamp>)")
-    run.add_argument("--runs-dir", help="where runs go (default: $DLX_RUNS_DIR or ./runs)")
-    run.add_argument("--champion", help="champion record (path or s3:// URI): promote the model only if it beats it")
-    run.add_argument("--margin", type=float, default=0.0, help="how much better than the champion a model must be")
+    add_runs_dir(run, "where runs go")
+    add_champion_arguments(run, "path or s3:// URI")
     run.add_argument("-v", "--verbose", action="store_true", help="show kfp's full executor output")
     run.set_defaults(func=cmd_run)
 
     runs = sub.add_parser("runs", help="table of past local runs")
     runs.add_argument("topic", nargs="?", help="only this topic")
-    runs.add_argument("--runs-dir", help="where runs are (default: $DLX_RUNS_DIR or ./runs)")
+    add_runs_dir(runs, "where runs are")
     runs.set_defaults(func=cmd_runs)
 
     comp = sub.add_parser("compile", help="write pipeline YAML for a Kubeflow Pipelines server")

@@ -13,7 +13,8 @@ import time
 
 from components.errors import DlxError
 from components.params import to_dict
-from components.registry import Topic, get_topic
+from components.registry import Topic
+from dlx.arguments import add_champion_arguments, add_job_arguments, resolve_job
 
 DEFAULT_EXPERIMENT = "dlx"
 
@@ -56,20 +57,13 @@ def _connection_arguments(parser: argparse.ArgumentParser) -> None:
 def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     from components.ops import DEFAULT_IMAGE
 
-    parser.add_argument("topic", help="topic id (see `dlx list`)")
+    add_job_arguments(parser, "s3://bucket/prefix holding the data set's files (the cluster reads it)")
+    add_champion_arguments(parser, "s3:// URI")
     _connection_arguments(parser)
     parser.add_argument("--experiment", help=f"experiment, created if missing (default: $DLX_KFP_EXPERIMENT, "
                                              f"dlx.toml, else {DEFAULT_EXPERIMENT})")
     parser.add_argument("--image", default=DEFAULT_IMAGE, help=f"image of every step (default: {DEFAULT_IMAGE})")
     parser.add_argument("--gpus", type=int, default=0, help="nvidia.com/gpu for the train step (default: none)")
-    parser.add_argument("--dataset", help="data set name (default: the topic's offline one)")
-    parser.add_argument("--data-dir", help="s3://bucket/prefix holding the data set's files (the cluster reads it)")
-    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a hyperparameter (repeatable)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for the validation split, initialisation and shuffling")
-    parser.add_argument("--champion", help="s3:// URI of the champion record: promote the model only if it beats it")
-    parser.add_argument("--margin", type=float, default=0.0,
-                        help="how much better the main metric must be to replace the champion (default: 0)")
 
 
 def _connect(args: argparse.Namespace):
@@ -82,17 +76,13 @@ def _connect(args: argparse.Namespace):
 
 def _run_arguments(args: argparse.Namespace) -> tuple[Topic, str, dict]:
     """Topic, data set and pipeline arguments, checked here before anything reaches the cluster."""
-    from dlx.cli import _check_dataset
-
-    topic = get_topic(args.topic)
-    dataset = _check_dataset(topic, args.dataset, None)
+    topic, dataset, params = resolve_job(args, local_data=False)
     for flag, value in (("--data-dir", args.data_dir), ("--champion", args.champion)):
         if value and "://" not in value:
             raise DlxError(f"{flag} {value} is a path on this machine, which the cluster's steps cannot see; "
                            "upload it and pass an s3:// URI")
     if args.margin < 0 or args.gpus < 0:
         raise DlxError(f"--margin and --gpus must be 0 or more, got {args.margin} and {args.gpus}")
-    params = topic.params_for(dataset, args.param)
     return topic, dataset, {
         "dataset": dataset, "data_dir": args.data_dir or "", "params_json": json.dumps(to_dict(params)),
         "seed": args.seed, "champion": args.champion or "", "margin": args.margin,

@@ -14,6 +14,7 @@ from typing import Any
 
 from components.errors import DlxError
 from components.registry import get_topic
+from dlx.arguments import add_job_arguments, add_runs_dir, resolve_job, runs_root
 from infra import aws
 from infra import sagemaker as jobs
 from infra.config import load_settings, require
@@ -24,20 +25,11 @@ def _session(args: argparse.Namespace) -> Any:
     return aws.session(args.region or load_settings().region)
 
 
-def _runs_root(args: argparse.Namespace) -> Path:
-    from dlx.cli import _runs_root
-
-    return _runs_root(args)
-
-
 def cmd_train(args: argparse.Namespace) -> None:
-    from dlx.cli import _check_dataset
-
     settings = load_settings()
-    topic = get_topic(args.topic)
-    dataset = _check_dataset(topic, args.dataset, args.data_dir)
+    topic, dataset, params = resolve_job(args)
     spec = jobs.JobSpec(
-        topic=topic, dataset=dataset, params=topic.params_for(dataset, args.param), seed=args.seed,
+        topic=topic, dataset=dataset, params=params, seed=args.seed,
         role=require(args.role or settings.role_arn, "role_arn", "--role"),
         bucket=require(args.bucket or settings.bucket, "bucket", "--bucket"),
         image=require(args.image or settings.image_uri, "image_uri", "--image"),
@@ -58,7 +50,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"  console  https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{launched.name}")
     print(f"  follow   dlx sagemaker status|logs|stop {launched.name}")
     if args.wait:
-        _wait_and_fetch(session, launched.name, _runs_root(args))
+        _wait_and_fetch(session, launched.name, runs_root(args))
 
 
 def _print_staging(staging: Staging | None, dry_run: bool) -> None:
@@ -165,7 +157,7 @@ def cmd_stop(args: argparse.Namespace) -> None:
 
 def cmd_fetch(args: argparse.Namespace) -> None:
     session = _session(args)
-    _fetch(session, jobs.describe(session, args.job), _runs_root(args))
+    _fetch(session, jobs.describe(session, args.job), runs_root(args))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -174,7 +166,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     commands = group.add_subparsers(dest="sagemaker_command", required=True, metavar="COMMAND")
 
     train = commands.add_parser("train", help="stage the data and start a training job")
-    train.add_argument("topic", help="topic id (see `dlx list`)")
+    add_job_arguments(train, "folder or s3://bucket/prefix holding the data set's files, staged to the bucket")
     train.add_argument("--role", help="SageMaker execution role ARN (default: role_arn from dlx.toml / DLX_ROLE_ARN)")
     train.add_argument("--bucket", help="S3 bucket for data, checkpoints and output (default: bucket / DLX_BUCKET)")
     train.add_argument("--image", help="training image URI in ECR (default: image_uri / DLX_IMAGE_URI)")
@@ -185,13 +177,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--max-run", type=int, default=3600, help="seconds of training before SageMaker stops the job")
     train.add_argument("--max-wait", type=int, help="spot: seconds of running plus waiting for capacity (default: 2x --max-run)")
     train.add_argument("--volume-gb", type=int, default=30, help="EBS volume per instance in GB (default: 30)")
-    train.add_argument("--dataset", help="data set name (default: the topic's offline one)")
-    train.add_argument("--data-dir", help="folder or s3://bucket/prefix holding the data set's files, staged to the bucket")
-    train.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="override a hyperparameter (repeatable)")
-    train.add_argument("--seed", type=int, default=0, help="seed for the validation split, initialisation and shuffling")
     train.add_argument("--region", help="AWS region (default: region / DLX_AWS_REGION, then the AWS profile's)")
     train.add_argument("--wait", action="store_true", help="follow the job; when it ends, fetch the model into runs/")
-    train.add_argument("--runs-dir", help="where --wait puts the model (default: $DLX_RUNS_DIR or ./runs)")
+    add_runs_dir(train, "where --wait puts the model")
     train.add_argument("--dry-run", action="store_true", help="print what would be staged and the request; create nothing")
     train.set_defaults(func=cmd_train)
 
@@ -203,5 +191,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         command.add_argument("job", help="training job name (printed by `dlx sagemaker train`)")
         command.add_argument("--region", help="AWS region (default: region / DLX_AWS_REGION, then the AWS profile's)")
         if name == "fetch":
-            command.add_argument("--runs-dir", help="where the model goes (default: $DLX_RUNS_DIR or ./runs)")
+            add_runs_dir(command, "where the model goes")
         command.set_defaults(func=func)

@@ -1,0 +1,48 @@
+"""Arguments shared by the commands that start a job: run, submit, schedule create, sagemaker train."""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from components.errors import DlxError
+from components.registry import Topic, get_topic
+
+
+def add_job_arguments(parser: argparse.ArgumentParser, data_dir_help: str) -> None:
+    parser.add_argument("topic", help="topic id (see `dlx list`)")
+    parser.add_argument("--dataset", help="data set name (default: the topic's offline one)")
+    parser.add_argument("--data-dir", help=data_dir_help)
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a hyperparameter (repeatable)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for the validation split, initialisation and shuffling")
+
+
+def add_champion_arguments(parser: argparse.ArgumentParser, where: str) -> None:
+    parser.add_argument("--champion", help=f"champion record ({where}): promote the model only if it beats it")
+    parser.add_argument("--margin", type=float, default=0.0,
+                        help="how much better the main metric must be to replace the champion (default: 0)")
+
+
+def resolve_job(args: argparse.Namespace, *, local_data: bool = True) -> tuple[Topic, str, Any]:
+    """Topic, data set and typed params, checked before any work starts.
+
+    ``local_data``: the data dir is read on this machine, so a local path must exist.
+    """
+    topic = get_topic(args.topic)
+    dataset = args.dataset or topic.default_dataset
+    if dataset not in topic.datasets:
+        raise DlxError(f"topic {topic.name} does not take data set '{dataset}'; valid: {', '.join(topic.datasets)}")
+    if local_data and args.data_dir and "://" not in args.data_dir and not Path(args.data_dir).is_dir():
+        raise DlxError(f"--data-dir {args.data_dir} is not a directory; "
+                       f"pass a folder holding the {dataset} files, or an s3:// URI")
+    return topic, dataset, topic.params_for(dataset, args.param)
+
+
+def add_runs_dir(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--runs-dir", help=f"{what} (default: $DLX_RUNS_DIR or ./runs)")
+
+
+def runs_root(args: argparse.Namespace) -> Path:
+    return Path(args.runs_dir or os.environ.get("DLX_RUNS_DIR", "runs"))
