@@ -9,11 +9,13 @@ import argparse
 
 def cmd_up(args: argparse.Namespace) -> None:
     from infra import workstation
+    from infra.config import load_settings, require
 
+    source = require(args.source or load_settings().workstation_source, "workstation_source", "--source")
     cidr = workstation.caller_cidr(args.my_ip)
     ws = workstation.open_workstation(args.name, args.region, args.key_dir)
     instance = workstation.up(ws, cidr=cidr, instance_type=args.instance_type, spot=args.spot,
-                              volume_gb=args.volume_gb, ami=args.ami, source=args.source or workstation.DEFAULT_SOURCE)
+                              volume_gb=args.volume_gb, ami=args.ami, source=source)
     _print_status(instance, ws.region)
     _print_tunnel(ws, instance)
     print(f"  JupyterLab answers once the first-boot setup ends (about 10 minutes); follow it with\n"
@@ -128,7 +130,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--volume-gb", type=int, default=100, help="root volume size in GB, gp3 (default: 100)")
     up.add_argument("--ami", help="AMI id (default: the current Deep Learning Base OSS Nvidia Driver GPU AMI, Ubuntu 22.04)")
     up.add_argument("--my-ip", help="address or CIDR allowed to SSH in (default: your detected public address, /32)")
-    up.add_argument("--source", help="what the instance pip-installs as dlx (default: this version's Git tag)")
+    up.add_argument("--source", help="pip requirement the instance installs as dlx, e.g. git+https://github.com/ORG/dlx.git@main "
+                         "(default: $DLX_WORKSTATION_SOURCE or [workstation] source in dlx.toml)")
     up.set_defaults(func=cmd_up)
     for name, func, help_text in [
         ("status", cmd_status, "state, type, public DNS, launch time, spot or on-demand"),

@@ -12,6 +12,9 @@ dlx.toml (in the current directory, or the file named by $DLX_CONFIG) looks like
     host = "https://kubeflow.example.com/pipeline"
     experiment = "dlx"
 
+    [workstation]
+    source = "git+https://github.com/YOUR-ORG/dlx.git@main"   # what the instance pip-installs
+
 `dlx aws bootstrap` prints these values for the resources it creates.
 """
 from __future__ import annotations
@@ -31,6 +34,7 @@ _ENV = {
     "kfp_host": "DLX_KFP_HOST",
     "kfp_experiment": "DLX_KFP_EXPERIMENT",
     "kfp_token": "DLX_KFP_TOKEN",
+    "workstation_source": "DLX_WORKSTATION_SOURCE",
 }
 _TOML = {
     "region": ("aws", "region"),
@@ -40,6 +44,7 @@ _TOML = {
     "kfp_host": ("kubeflow", "host"),
     "kfp_experiment": ("kubeflow", "experiment"),
     "kfp_token": ("kubeflow", "token"),
+    "workstation_source": ("workstation", "source"),
 }
 
 
@@ -52,6 +57,7 @@ class Settings:
     kfp_host: str | None = None
     kfp_experiment: str | None = None
     kfp_token: str | None = None
+    workstation_source: str | None = None
 
 
 def config_path() -> Path:

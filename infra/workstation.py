@@ -21,7 +21,6 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,6 @@ from infra.config import load_settings
 
 DLAMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 """Public SSM parameter AWS moves to each new "Deep Learning Base OSS Nvidia Driver GPU AMI (Ubuntu 22.04)"."""
-DEFAULT_SOURCE = f"git+https://github.com/dlx-project/dlx.git@v{version('dlx')}"
-"""What the instance pip-installs: this version of the project (override with --source)."""
 CHECKIP_URL = "https://checkip.amazonaws.com"
 SSH_USER = "ubuntu"
 JUPYTER_PORT = 8888
@@ -173,9 +170,11 @@ def latest_dlami(ssm) -> str:
         return ssm.get_parameter(Name=DLAMI_PARAMETER)["Parameter"]["Value"]
 
 
-def up(ws: Workstation, *, cidr: str, instance_type: str = "g5.xlarge", spot: bool = False,
-       volume_gb: int = 100, ami: str | None = None, source: str = DEFAULT_SOURCE) -> Instance:
-    """Launch the workstation, or return the running one (with SSH re-pointed at ``cidr``)."""
+def up(ws: Workstation, *, cidr: str, source: str, instance_type: str = "g5.xlarge", spot: bool = False,
+       volume_gb: int = 100, ami: str | None = None) -> Instance:
+    """Launch the workstation, or return the running one (with SSH re-pointed at ``cidr``).
+
+    ``source`` is the pip requirement the instance installs as dlx (a Git URL the instance can reach)."""
     ec2 = ws.ec2()
     with aws_errors(f"workstation {ws.name}"):
         existing = _find_instance(ec2, ws)

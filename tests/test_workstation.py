@@ -26,7 +26,8 @@ def ec2(tmp_path, monkeypatch):
     """Moto's EC2 with fake credentials, keys under tmp_path/keys and the DLAMI lookup stubbed."""
     for var, value in [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                        ("AWS_DEFAULT_REGION", REGION), ("DLX_KEY_DIR", str(tmp_path / "keys")),
-                       ("DLX_CONFIG", str(tmp_path / "dlx.toml"))]:
+                       ("DLX_CONFIG", str(tmp_path / "dlx.toml")),
+                       ("DLX_WORKSTATION_SOURCE", "git+https://example.org/dlx.git@main")]:
         monkeypatch.setenv(var, value)
     for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "DLX_AWS_REGION"]:
         monkeypatch.delenv(var, raising=False)
@@ -248,7 +249,8 @@ def test_missing_credentials(tmp_path, capsys, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     for var, value in [("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none")), ("AWS_CONFIG_FILE", str(tmp_path / "none")),
                        ("AWS_EC2_METADATA_DISABLED", "true"), ("AWS_DEFAULT_REGION", REGION),
-                       ("DLX_KEY_DIR", str(tmp_path / "keys"))]:
+                       ("DLX_KEY_DIR", str(tmp_path / "keys")),
+                       ("DLX_WORKSTATION_SOURCE", "git+https://example.org/dlx.git@main")]:
         monkeypatch.setenv(var, value)
     assert_one_line_error(*dlx(capsys, "up", "--my-ip", MY_IP)[::2], "no AWS credentials found")
     assert not (tmp_path / "keys").exists()
@@ -276,3 +278,10 @@ def test_the_cli_loads_no_aws_code_until_an_aws_command_runs():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
+
+
+def test_up_without_a_source_says_how_to_give_one(ec2, capsys, monkeypatch):
+    monkeypatch.delenv("DLX_WORKSTATION_SOURCE")
+    assert_one_line_error(*dlx(capsys, "up", "--my-ip", MY_IP)[::2], "no workstation source given", "--source",
+                          "DLX_WORKSTATION_SOURCE")
+    assert instances(ec2) == []
