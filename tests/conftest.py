@@ -57,3 +57,25 @@ def fake_mnist(tmp_path) -> Path:
         _write_file(directory / f"{prefix}-images-idx3-ubyte.gz", _idx_bytes(rng.integers(0, 256, (n, 28, 28))))
         _write_file(directory / f"{prefix}-labels-idx1-ubyte.gz", _idx_bytes(np.arange(n) % 10))
     return directory
+
+
+@pytest.fixture
+def fake_aws(monkeypatch):
+    """Fake credentials and region for moto; nothing can reach real AWS."""
+    for var, value in [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")]:
+        monkeypatch.setenv(var, value)
+    for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN"]:
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def no_aws_credentials(tmp_path, monkeypatch):
+    """No credentials anywhere botocore looks: environment, files, container and instance metadata."""
+    for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_WEB_IDENTITY_TOKEN_FILE"]:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in [("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none")), ("AWS_CONFIG_FILE", str(tmp_path / "none")),
+                       ("AWS_EC2_METADATA_DISABLED", "true"), ("AWS_DEFAULT_REGION", "us-east-1")]:
+        monkeypatch.setenv(var, value)

@@ -152,13 +152,7 @@ def test_bad_bucket_name_needs_no_aws(capsys):
     assert status == 2 and err.startswith("dlx: error: --bucket My_Bucket: not a valid S3 bucket name") and err.count("\n") == 1
 
 
-def test_missing_credentials(tmp_path, capsys, monkeypatch):
-    for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                "AWS_WEB_IDENTITY_TOKEN_FILE"]:
-        monkeypatch.delenv(var, raising=False)
-    for var, value in [("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none")), ("AWS_CONFIG_FILE", str(tmp_path / "none")),
-                       ("AWS_EC2_METADATA_DISABLED", "true"), ("AWS_DEFAULT_REGION", REGION)]:
-        monkeypatch.setenv(var, value)
+def test_missing_credentials(no_aws_credentials, capsys, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     status, out, err = bootstrap(capsys, "--bucket", BUCKET)
     assert status == 2 and err.startswith("dlx: error: ") and "no AWS credentials found" in err and err.count("\n") == 1

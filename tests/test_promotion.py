@@ -144,10 +144,7 @@ def test_a_foreign_or_broken_record_is_a_one_line_error(tmp_path, content, messa
 
 
 @pytest.fixture
-def s3(monkeypatch):
-    for var, value in [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                       ("AWS_DEFAULT_REGION", "us-east-1")]:
-        monkeypatch.setenv(var, value)
+def s3(fake_aws):
     with mock_aws():
         import boto3
 

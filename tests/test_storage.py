@@ -14,11 +14,8 @@ from components.errors import DlxError
 
 
 @pytest.fixture
-def s3(monkeypatch):
+def s3(fake_aws):
     """A moto S3 with bucket `data`; yields a boto3 client."""
-    for var, value in [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                       ("AWS_DEFAULT_REGION", "us-east-1")]:
-        monkeypatch.setenv(var, value)
     with mock_aws():
         import boto3
 
@@ -87,15 +84,7 @@ def test_upload_needs_a_key(tmp_path, s3):
         upload_file(tmp_path / "f", "s3://data")
 
 
-def test_no_credentials(tmp_path, monkeypatch):
-    for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                "AWS_WEB_IDENTITY_TOKEN_FILE"]:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata probe
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def test_no_credentials(no_aws_credentials, tmp_path):
     with pytest.raises(DlxError, match="s3://data/mnist: no AWS credentials found"):
         prepare_dataset("mnist", tmp_path / "out", data_dir="s3://data/mnist")
 

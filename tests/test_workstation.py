@@ -242,14 +242,8 @@ def test_key_pair_whose_private_key_is_gone(ec2, capsys, tmp_path):
     assert instances(ec2, filters=[]) == []
 
 
-def test_missing_credentials(tmp_path, capsys, monkeypatch):
-    for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                "AWS_WEB_IDENTITY_TOKEN_FILE"]:
-        monkeypatch.delenv(var, raising=False)
-    for var, value in [("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none")), ("AWS_CONFIG_FILE", str(tmp_path / "none")),
-                       ("AWS_EC2_METADATA_DISABLED", "true"), ("AWS_DEFAULT_REGION", REGION),
-                       ("DLX_KEY_DIR", str(tmp_path / "keys")),
+def test_missing_credentials(no_aws_credentials, tmp_path, capsys, monkeypatch):
+    for var, value in [("AWS_DEFAULT_REGION", REGION), ("DLX_KEY_DIR", str(tmp_path / "keys")),
                        ("DLX_WORKSTATION_SOURCE", "git+https://example.org/dlx.git@main")]:
         monkeypatch.setenv(var, value)
     assert_one_line_error(*dlx(capsys, "up", "--my-ip", MY_IP)[::2], "no AWS credentials found")
