@@ -7,6 +7,7 @@ fixes its backend (TensorFlow or PyTorch) at first import, from KERAS_BACKEND.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -89,11 +90,75 @@ def _optimizer(keras: Any, params: KerasParams, total_steps: int) -> Any:
     return keras.optimizers.Adam(rate)
 
 
+class EpochLog:
+    """Per-epoch metrics and training time, kept on disk next to the Keras backup when checkpointing.
+
+    Keras's BackupAndRestore restores weights, optimizer state and the epoch counter but not the
+    history, so a resumed run would report only its own epochs. This log is written before the
+    backup each epoch (so it never lags it) and cut back to the restored epoch when fitting
+    resumes; ``run`` identifies the run, and a log from another run is ignored.
+    """
+
+    def __init__(self, path: Path | None, run: dict) -> None:
+        self.path, self.run = path, run
+        self.history: dict[str, list[float]] = {}
+        self.elapsed: list[float] = []
+        try:
+            saved = read_json(path) if path is not None and path.is_file() else {}
+        except ValueError:
+            saved = {}
+        if saved.get("run") == run:
+            self.history, self.elapsed = saved["history"], saved["elapsed"]
+        self.first_epoch: int | None = None
+        self.started = time.perf_counter()
+
+    @property
+    def epochs(self) -> int:
+        return len(self.elapsed)
+
+    def seconds_before(self) -> float:
+        """Training time of the epochs this attempt did not have to run."""
+        done = self.first_epoch if self.first_epoch is not None else self.epochs
+        return self.elapsed[done - 1] if done else 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+            self.history = {k: v[:epoch] for k, v in self.history.items()}
+            self.elapsed = self.elapsed[:epoch]
+            if epoch:
+                print(f"resuming from the checkpoint after epoch {epoch}", flush=True)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        self.elapsed.append(round(self.seconds_before() + time.perf_counter() - self.started, 2))
+        if self.path is not None:
+            partial = self.path.with_name(self.path.name + ".partial")
+            write_json(partial, {"run": self.run, "history": self.history, "elapsed": self.elapsed})
+            partial.replace(self.path)
+
+
+def _backup(keras: Any, directory: Path, stale: bool) -> Any:
+    """Keras's backup of weights, optimizer state and epoch, kept after the run ends.
+
+    ``stale``: the epoch log is from another run (or absent), so the backup beside it is too.
+    """
+    if stale:
+        shutil.rmtree(directory, ignore_errors=True)
+    return keras.callbacks.BackupAndRestore(str(directory), double_checkpoint=True, delete_checkpoint=False)
+
+
 def train_classifier(
     build: BuildModel, dataset_dir: Path, model_dir: Path, params: KerasParams, seed: int,
     checkpoint_dir: Path | None = None,
 ) -> dict:
-    """Fit the network, then write model.keras, params.json, history.json and train.json."""
+    """Fit the network, then write model.keras, params.json, history.json and train.json.
+
+    With ``checkpoint_dir`` the weights, optimizer state and epoch log are saved there after
+    every epoch, and a rerun of the same run (same parameters, seed and data) continues after
+    the last saved epoch; a finished run's checkpoint is kept, so rerunning it trains nothing.
+    """
     keras = import_keras(params.backend)
     keras.utils.set_random_seed(seed)
     arrays, meta = load_dataset(dataset_dir)
@@ -113,27 +178,38 @@ def train_classifier(
         f"{model.count_params():,} parameters; Keras backend {keras.backend.backend()}",
         flush=True,
     )
-    start = time.perf_counter()
-    history = model.fit(
+    run = {"params": to_dict(params), "seed": seed,
+           **{key: meta[key] for key in ("dataset", "inputs", "splits")}}
+    if checkpoint_dir is not None:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    log = EpochLog(checkpoint_dir / "epochs.json" if checkpoint_dir else None, run)
+    # The log comes first so that each epoch's entry is on disk before the backup that it covers.
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=log.on_epoch_begin, on_epoch_end=log.on_epoch_end)]
+    if checkpoint_dir is not None:
+        callbacks.append(_backup(keras, checkpoint_dir / "keras", stale=log.epochs == 0))
+    model.fit(
         x_train, y_train,
         validation_data=(x_val, y_val),
         epochs=params.epochs,
         batch_size=params.batch_size,
         verbose=2,
+        callbacks=callbacks,
     )
-    seconds = time.perf_counter() - start
+    if log.first_epoch is None:
+        print(f"the checkpoint in {checkpoint_dir} holds all {params.epochs} epochs; nothing left to train", flush=True)
+    seconds = log.seconds_before() + time.perf_counter() - log.started
     summary = {
         "train_seconds": round(seconds, 2),
         "samples_per_second": round(params.epochs * len(x_train) / seconds, 1),
         "parameters": int(model.count_params()),
         "backend": keras.backend.backend(),
         "seed": seed,
-        "val_accuracy": float(history.history["val_accuracy"][-1]),
+        "val_accuracy": log.history["val_accuracy"][-1],
     }
     with atomic_dir(model_dir) as tmp:
         model.save(tmp / "model.keras")
         write_json(tmp / "params.json", to_dict(params))
-        write_json(tmp / "history.json", {k: [float(v) for v in vs] for k, vs in history.history.items()})
+        write_json(tmp / "history.json", log.history)
         write_json(tmp / "train.json", summary)
     return summary
 

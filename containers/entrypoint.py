@@ -1,0 +1,217 @@
+"""SageMaker's training contract for the dlx image: ``python -m containers.entrypoint train``.
+
+SageMaker starts a training container as ``docker run IMAGE train`` and lays the job out under
+/opt/ml: the hyperparameters in input/config/hyperparameters.json (every value a string), each
+input channel's files in input/data/<channel>/, model/ uploaded as model.tar.gz when the job
+succeeds, checkpoints/ kept in sync with S3 (managed spot training resumes from it), and
+output/failure, whose text becomes the job's FailureReason. ``DLX_SM_ROOT`` moves that root,
+for tests and local trials. The work is the same three steps a Kubeflow run does
+(components.steps); the layout of the files is the whole contract, no SM_* variables are read.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from components import steps
+from components.data import get_dataset
+from components.errors import DlxError
+from components.evaluate import best_baseline
+from components.files import atomic_dir, write_json
+from components.params import override, to_dict
+from components.registry import Topic, get_topic
+
+ROOT_ENV = "DLX_SM_ROOT"
+DEFAULT_ROOT = "/opt/ml"
+CHANNEL = "data"
+"""The input channel holding a data set's files (absent for bundled data sets)."""
+HYPERPARAMETERS = ("topic", "dataset", "params_json", "seed")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where SageMaker puts a training job's inputs and collects its outputs."""
+
+    root: Path
+
+    @property
+    def hyperparameters(self) -> Path:
+        return self.root / "input" / "config" / "hyperparameters.json"
+
+    @property
+    def channel(self) -> Path:
+        return self.root / "input" / "data" / CHANNEL
+
+    @property
+    def model(self) -> Path:
+        """SageMaker's model dir, uploaded as model.tar.gz: model/, evaluation/ and metrics.json."""
+        return self.root / "model"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def failure(self) -> Path:
+        return self.root / "output" / "failure"
+
+
+@dataclass(frozen=True)
+class Job:
+    topic: Topic
+    dataset: str
+    params: Any
+    seed: int
+    data_dir: str
+    """The data channel for a data set that needs a location, else ""."""
+
+
+def read_job(layout: Layout) -> Job:
+    """The job's hyperparameters, checked before any work starts."""
+    path = layout.hyperparameters
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DlxError(f"{path} is missing; start the job with hyperparameters (at least topic)") from None
+    except ValueError as exc:
+        raise DlxError(f"{path} is not valid JSON ({exc})") from None
+    if not isinstance(values, dict):
+        raise DlxError(f"{path} must hold a JSON object of hyperparameters, like {{\"topic\": \"mnist-mlp\"}}")
+    unknown = sorted(set(values) - set(HYPERPARAMETERS))
+    if unknown:
+        raise DlxError(f"unknown hyperparameter(s) {', '.join(unknown)}; valid: {', '.join(HYPERPARAMETERS)}")
+    if "topic" not in values:
+        raise DlxError("hyperparameter topic is missing; set it to a topic id (see `dlx list`)")
+    topic = get_topic(values["topic"])
+    dataset = values.get("dataset") or topic.default_dataset
+    if dataset not in topic.datasets:
+        raise DlxError(f"topic {topic.name} does not take data set '{dataset}'; valid: {', '.join(topic.datasets)}")
+    return Job(topic, dataset, _params(topic, values.get("params_json", "{}")), _seed(values.get("seed", "0")),
+               _data_dir(layout, dataset))
+
+
+def _params(topic: Topic, text: str) -> Any:
+    """Parse params_json as `dlx run --param` parses its values, so both accept the same things."""
+    try:
+        values = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise DlxError(f"hyperparameter params_json is not JSON ({exc}); write it like {{\"epochs\": 5}}") from None
+    if not isinstance(values, dict):
+        raise DlxError(f"hyperparameter params_json must be a JSON object like {{\"epochs\": 5}}, not {text}")
+    as_text = {name: ",".join(map(str, v)) if isinstance(v, list) else str(v) for name, v in values.items()}
+    return override(topic.params, as_text, topic.name)
+
+
+def _seed(text: str) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        raise DlxError(f"hyperparameter seed must be a whole number, not '{text}'") from None
+
+
+def _data_dir(layout: Layout, dataset: str) -> str:
+    if not get_dataset(dataset).needs_location:
+        return ""
+    if not layout.channel.is_dir():
+        raise DlxError(f"data set {dataset} needs its files in the '{CHANNEL}' input channel, but {layout.channel} "
+                       f"does not exist; launch the job with a channel named {CHANNEL}")
+    return str(layout.channel)
+
+
+def _prepare_outputs(layout: Layout) -> None:
+    """Drop what an earlier run in the same root left, and fail now, not after training, if unwritable."""
+    layout.failure.unlink(missing_ok=True)
+    for name in ("model", "evaluation"):
+        shutil.rmtree(layout.model / name, ignore_errors=True)
+    (layout.model / "metrics.json").unlink(missing_ok=True)
+    for directory in (layout.model, layout.checkpoints):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            writable = os.access(directory, os.W_OK)
+        except PermissionError:
+            writable = False
+        if not writable:
+            raise DlxError(f"{directory} is not writable by this container's user (uid {os.getuid()}); "
+                           "build the image with --build-arg RUN_AS=0 (see containers/README.md)")
+
+
+def _step(number: int, text: str) -> float:
+    print(f"dlx [{number}/3] {text}", flush=True)
+    return time.perf_counter()
+
+
+def run(layout: Layout) -> dict:
+    """Prepare, train (resuming from the checkpoints) and evaluate; return the metrics."""
+    started = time.perf_counter()
+    job = read_job(layout)
+    _prepare_outputs(layout)
+    model_dir = layout.model / "model"
+    with tempfile.TemporaryDirectory(prefix="dlx-") as scratch:
+        dataset_dir = Path(scratch) / "dataset"
+        since = _step(1, f"prepare {job.dataset}" + (f" from {job.data_dir}" if job.data_dir else ""))
+        meta = steps.prepare(job.dataset, job.data_dir, job.seed, dataset_dir)
+        sizes = " / ".join(f"{n} {split}" for split, n in meta["splits"].items())
+        print(f"prepared {sizes} examples in {time.perf_counter() - since:.1f} s", flush=True)
+        _step(2, f"train {job.topic.name} (seed {job.seed}, checkpoints in {layout.checkpoints})")
+        steps.train(job.topic.name, json.dumps(to_dict(job.params)), job.seed, dataset_dir, model_dir,
+                    layout.checkpoints)
+        since = _step(3, "evaluate on the test split")
+        with atomic_dir(layout.model / "evaluation") as evaluation:
+            metrics = steps.evaluate(job.topic.name, dataset_dir, model_dir, evaluation)
+        print(f"evaluated in {time.perf_counter() - since:.1f} s", flush=True)
+    metrics["wall_seconds"] = round(time.perf_counter() - started, 2)
+    write_json(layout.model / "metrics.json", metrics)
+    return metrics
+
+
+def summary(topic: Topic, metrics: dict) -> str:
+    """One line: the main test metric against the best baseline, and the time it took."""
+    value = metrics["test"][topic.main_metric]
+    line = f"{topic.name} on {metrics['dataset']}: test {topic.main_metric} {value:.4f}"
+    base = best_baseline(metrics, topic)
+    if base:
+        better = value > base[1] if topic.higher_is_better else value < base[1]
+        line += f" vs {base[0]} {base[1]:.4f} ({'beats' if better else 'does NOT beat'} the baseline)"
+    return line + f"; training {metrics['train_seconds']:.1f} s, whole job {metrics['wall_seconds']:.1f} s"
+
+
+def _fail(layout: Layout, reason: str) -> None:
+    """Tell SageMaker why (output/failure becomes the job's FailureReason)."""
+    try:
+        layout.failure.parent.mkdir(parents=True, exist_ok=True)
+        layout.failure.write_text(reason + "\n")
+    except OSError as exc:
+        print(f"dlx: could not write {layout.failure}: {exc}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["train"]:
+        print("usage: python -m containers.entrypoint train  (SageMaker passes `train`; the image serves no "
+              "endpoint, and Kubeflow runs its own command)", file=sys.stderr)
+        return 2
+    layout = Layout(Path(os.environ.get(ROOT_ENV, DEFAULT_ROOT)))
+    try:
+        metrics = run(layout)
+    except DlxError as exc:
+        print(f"dlx: error: {exc}", file=sys.stderr)
+        _fail(layout, str(exc))
+        return 2
+    except Exception as exc:
+        traceback.print_exc()
+        _fail(layout, f"{type(exc).__name__}: {exc}")
+        return 1
+    print(summary(get_topic(metrics["topic"]), metrics), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
