@@ -111,8 +111,28 @@ def from_dict(cls: type, data: Mapping[str, Any], what: str) -> Any:
     values = {}
     for name, value in data.items():
         tp = known[name][1]
-        values[name] = tuple(value) if typing.get_origin(tp) is tuple else value
+        try:
+            values[name] = _from_json(value, tp)
+        except ValueError as exc:
+            raise DlxError(f"bad value {value!r} for parameter {name} ({type_name(tp)}) of {what}: {exc}") from None
     return _build(cls, values, what)
+
+
+def _from_json(value: Any, tp: Any) -> Any:
+    """A JSON value as ``tp``; ints may stand for floats, nothing else is converted."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ValueError(f"choose one of {', '.join(map(str, typing.get_args(tp)))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ValueError("expected a non-empty list")
+        return tuple(_from_json(item, typing.get_args(tp)[0]) for item in value)
+    accepted = (int, float) if tp is float else (tp,)
+    if not isinstance(value, accepted) or (isinstance(value, bool) and tp is not bool):
+        raise ValueError(f"expected {tp.__name__}")
+    return float(value) if tp is float else value
 
 
 def describe(cls: type) -> list[tuple[str, str, str, str]]:

@@ -50,6 +50,21 @@ def test_json_round_trip_and_differences():
     assert differences(Example(), data) == {"rate": 0.5, "units": [32]}
     with pytest.raises(DlxError, match="unknown parameter 'bogus'"):
         from_dict(Example, {"bogus": 1}, "t")
+    assert from_dict(Example, {"rate": 1}, "t").rate == 1.0
+
+
+@pytest.mark.parametrize("data, fragment", [
+    ({"epochs": "2"}, "bad value '2' for parameter epochs (int) of t: expected int"),
+    ({"epochs": True}, "expected int"),
+    ({"units": 8}, "expected a non-empty list"),
+    ({"units": [8, "x"]}, "expected int"),
+    ({"optimizer": "adagrad"}, "choose one of adam, sgd"),
+    ({"epochs": 0}, "epochs must be at least 1"),
+])
+def test_json_values_of_the_wrong_type_are_user_errors(data, fragment):
+    with pytest.raises(DlxError) as info:
+        from_dict(Example, data, "t")
+    assert fragment in str(info.value)
 
 
 def test_describe_lists_every_field_with_help():

@@ -22,6 +22,7 @@ from components.files import atomic_dir, read_json, write_json
 from components.data import load_dataset
 from components.errors import DlxError
 from components.params import help_field, to_dict
+from components.registry import Topic
 
 BACKENDS = ("tensorflow", "torch")
 BN_MOMENTUM = 0.9
@@ -212,6 +213,22 @@ def train_classifier(
         write_json(tmp / "history.json", log.history)
         write_json(tmp / "train.json", summary)
     return summary
+
+
+def classifier_topic(name: str, description: str, params: type, build: BuildModel,
+                     presets: dict[str, dict[str, str]]) -> Topic:
+    """The registry entry of a Keras digit classifier: only the network and its defaults differ."""
+    def train(dataset_dir: Path, model_dir: Path, values: Any, seed: int, checkpoint_dir: Path | None = None) -> dict:
+        return train_classifier(build, dataset_dir, model_dir, values, seed, checkpoint_dir)
+
+    return Topic(name=name, description=description, framework="keras", datasets=("digits", "mnist"),
+                 params=params, train=train, evaluate=evaluate_classifier, main_metric="accuracy", presets=presets)
+
+
+def softmax_head(keras: Any, inputs: Any, features: Any, n_classes: int, name: str) -> Any:
+    """Close a network: class probabilities from ``features``, as a named keras.Model."""
+    outputs = keras.layers.Dense(n_classes, activation="softmax")(features)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def evaluate_classifier(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:

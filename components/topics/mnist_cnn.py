@@ -8,13 +8,11 @@ and keeps its size ('same') below that, so one network serves 8x8 digits and 28x
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from components.errors import DlxError
 from components.params import help_field
-from components.registry import Topic
-from components.topics.keras_classifier import BN_MOMENTUM, KerasParams, evaluate_classifier, train_classifier
+from components.topics.keras_classifier import BN_MOMENTUM, KerasParams, classifier_topic, softmax_head
 
 
 @dataclass(frozen=True)
@@ -45,22 +43,10 @@ def build(keras: Any, input_shape: tuple[int, ...], n_classes: int, params: Para
     x = layers.Flatten()(x)
     x = layers.Dense(params.dense_units, activation="relu")(x)
     x = layers.Dropout(params.dropout)(x)
-    outputs = layers.Dense(n_classes, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name="mnist_cnn")
+    return softmax_head(keras, inputs, x, n_classes, "mnist_cnn")
 
 
-def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
-    return train_classifier(build, dataset_dir, model_dir, params, seed, checkpoint_dir)
-
-
-TOPIC = Topic(
-    name="mnist-cnn",
-    description="convolutional net (conv-BN-pool blocks, dense, dropout) on handwritten digits",
-    framework="keras",
-    datasets=("digits", "mnist"),
-    params=Params,
-    train=train,
-    evaluate=evaluate_classifier,
-    main_metric="accuracy",
-    presets={"digits": {"epochs": "20", "batch_size": "32", "learning_rate": "1e-3"}},
+TOPIC = classifier_topic(
+    "mnist-cnn", "convolutional net (conv-BN-pool blocks, dense, dropout) on handwritten digits",
+    Params, build, presets={"digits": {"epochs": "20", "batch_size": "32", "learning_rate": "1e-3"}},
 )

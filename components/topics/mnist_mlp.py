@@ -6,12 +6,10 @@ forest on the same split, as the seed did.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from components.params import help_field
-from components.registry import Topic
-from components.topics.keras_classifier import BN_MOMENTUM, KerasParams, evaluate_classifier, train_classifier
+from components.topics.keras_classifier import BN_MOMENTUM, KerasParams, classifier_topic, softmax_head
 
 
 @dataclass(frozen=True)
@@ -28,22 +26,10 @@ def build(keras: Any, input_shape: tuple[int, ...], n_classes: int, params: Para
         x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
         x = layers.Activation("relu")(x)
         x = layers.Dropout(params.dropout)(x)
-    outputs = layers.Dense(n_classes, activation="softmax")(x)
-    return keras.Model(inputs, outputs, name="mnist_mlp")
+    return softmax_head(keras, inputs, x, n_classes, "mnist_mlp")
 
 
-def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
-    return train_classifier(build, dataset_dir, model_dir, params, seed, checkpoint_dir)
-
-
-TOPIC = Topic(
-    name="mnist-mlp",
-    description="dense net (512-512, batch norm, dropout) on handwritten digits; random-forest baseline",
-    framework="keras",
-    datasets=("digits", "mnist"),
-    params=Params,
-    train=train,
-    evaluate=evaluate_classifier,
-    main_metric="accuracy",
-    presets={"digits": {"epochs": "30", "batch_size": "32"}},
+TOPIC = classifier_topic(
+    "mnist-mlp", "dense net (512-512, batch norm, dropout) on handwritten digits; random-forest baseline",
+    Params, build, presets={"digits": {"epochs": "30", "batch_size": "32"}},
 )
