@@ -132,6 +132,17 @@ def best_baseline(metrics: dict, topic: Topic) -> tuple[str, float] | None:
     return pick(scored, key=lambda item: item[1])
 
 
+def verdict(metrics: dict, topic: Topic) -> str:
+    """The main test metric against the strongest baseline, in words, for summaries."""
+    value = metrics["test"][topic.main_metric]
+    line = f"test {topic.main_metric} {value:.4f}"
+    base = best_baseline(metrics, topic)
+    if base is None:
+        return line
+    better = value > base[1] if topic.higher_is_better else value < base[1]
+    return line + f" {'beats' if better else 'does NOT beat'} the {base[0]} baseline ({base[1]:.4f})"
+
+
 def evaluate_run(topic: Topic, dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
     """Run the topic's evaluation; write metrics.json, the plots and report.html into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,13 @@ class Topic:
     def default_dataset(self) -> str:
         return self.datasets[0]
 
+    def check_dataset(self, name: str | None) -> str:
+        """``name`` (default: the offline data set) if this topic takes it."""
+        name = name or self.default_dataset
+        if name not in self.datasets:
+            raise DlxError(f"topic {self.name} does not take data set '{name}'; valid: {', '.join(self.datasets)}")
+        return name
+
     def params_for(self, dataset: str, overrides: Iterable[str] = ()) -> Any:
         """The dataclass defaults, then the data set's preset, then the user's NAME=VALUE overrides."""
         preset = [f"{name}={value}" for name, value in self.presets.get(dataset, {}).items()]

@@ -24,9 +24,9 @@ from typing import Any
 from components import steps
 from components.data import get_dataset
 from components.errors import DlxError
-from components.evaluate import best_baseline
+from components.evaluate import verdict
 from components.files import atomic_dir, write_json
-from components.params import override, to_dict
+from components.params import from_dict, to_dict
 from components.registry import Topic, get_topic
 
 ROOT_ENV = "DLX_SM_ROOT"
@@ -91,23 +91,20 @@ def read_job(layout: Layout) -> Job:
     if "topic" not in values:
         raise DlxError("hyperparameter topic is missing; set it to a topic id (see `dlx list`)")
     topic = get_topic(values["topic"])
-    dataset = values.get("dataset") or topic.default_dataset
-    if dataset not in topic.datasets:
-        raise DlxError(f"topic {topic.name} does not take data set '{dataset}'; valid: {', '.join(topic.datasets)}")
+    dataset = topic.check_dataset(values.get("dataset"))
     return Job(topic, dataset, _params(topic, values.get("params_json", "{}")), _seed(values.get("seed", "0")),
                _data_dir(layout, dataset))
 
 
 def _params(topic: Topic, text: str) -> Any:
-    """Parse params_json as `dlx run --param` parses its values, so both accept the same things."""
+    """The launcher sends every parameter (defaults and presets resolved) as one JSON object."""
     try:
         values = json.loads(text)
     except (TypeError, ValueError) as exc:
         raise DlxError(f"hyperparameter params_json is not JSON ({exc}); write it like {{\"epochs\": 5}}") from None
     if not isinstance(values, dict):
         raise DlxError(f"hyperparameter params_json must be a JSON object like {{\"epochs\": 5}}, not {text}")
-    as_text = {name: ",".join(map(str, v)) if isinstance(v, list) else str(v) for name, v in values.items()}
-    return override(topic.params, as_text, topic.name)
+    return from_dict(topic.params, values, topic.name)
 
 
 def _seed(text: str) -> int:
@@ -174,12 +171,7 @@ def run(layout: Layout) -> dict:
 
 def summary(topic: Topic, metrics: dict) -> str:
     """One line: the main test metric against the best baseline, and the time it took."""
-    value = metrics["test"][topic.main_metric]
-    line = f"{topic.name} on {metrics['dataset']}: test {topic.main_metric} {value:.4f}"
-    base = best_baseline(metrics, topic)
-    if base:
-        better = value > base[1] if topic.higher_is_better else value < base[1]
-        line += f" vs {base[0]} {base[1]:.4f} ({'beats' if better else 'does NOT beat'} the baseline)"
+    line = f"{topic.name} on {metrics['dataset']}: {verdict(metrics, topic)}"
     return line + f"; training {metrics['train_seconds']:.1f} s, whole job {metrics['wall_seconds']:.1f} s"
 
 

@@ -31,9 +31,7 @@ def resolve_job(args: argparse.Namespace, *, local_data: bool = True) -> tuple[T
     ``local_data``: the data dir is read on this machine, so a local path must exist.
     """
     topic = get_topic(args.topic)
-    dataset = args.dataset or topic.default_dataset
-    if dataset not in topic.datasets:
-        raise DlxError(f"topic {topic.name} does not take data set '{dataset}'; valid: {', '.join(topic.datasets)}")
+    dataset = topic.check_dataset(args.dataset)
     if local_data and args.data_dir and "://" not in args.data_dir and not Path(args.data_dir).is_dir():
         raise DlxError(f"--data-dir {args.data_dir} is not a directory; "
                        f"pass a folder holding the {dataset} files, or an s3:// URI")

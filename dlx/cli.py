@@ -43,19 +43,14 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def _summary(topic: Topic, metrics: dict, run_dir: Path) -> None:
-    from components.evaluate import best_baseline
+    from components.evaluate import verdict
 
     print(f"\n{topic.name} on {metrics['dataset']}: done")
     scores = "  ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
     print(f"  test      {scores}")
     for name, values in metrics["baseline"].items():
         print(f"  baseline  {name}: " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
-    base = best_baseline(metrics, topic)
-    if base:
-        value = metrics["test"][topic.main_metric]
-        better = value > base[1] if topic.higher_is_better else value < base[1]
-        verdict = "beats" if better else "does NOT beat"
-        print(f"  the model {verdict} the {base[0]} baseline on {topic.main_metric} ({value:.4f} vs {base[1]:.4f})")
+    print(f"  verdict   {verdict(metrics, topic)}")
     if "promotion" in metrics:
         decision = metrics["promotion"]
         print(f"  champion  {'promoted' if decision['promoted'] else 'not promoted'}: {decision['reason']}")

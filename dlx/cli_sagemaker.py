@@ -83,7 +83,7 @@ def _print_transition(transition: dict) -> None:
 
 
 def _fetch(session: Any, job: dict, runs_root: Path) -> None:
-    from components.evaluate import best_baseline
+    from components.evaluate import verdict
     from components.files import read_json
 
     name, status = job["TrainingJobName"], job["TrainingJobStatus"]
@@ -96,12 +96,7 @@ def _fetch(session: Any, job: dict, runs_root: Path) -> None:
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
         metrics = read_json(metrics_path)
-        topic = get_topic(metrics["topic"])
-        value = metrics.get("test", {}).get(topic.main_metric)
-        base = best_baseline(metrics, topic)
-        versus = f" ({base[0]} baseline {base[1]:.4f})" if base else ""
-        if value is not None:
-            print(f"  test      {topic.main_metric} {value:.4f}{versus}")
+        print(f"  verdict   {verdict(metrics, get_topic(metrics['topic']))}")
     else:
         print("  the model archive holds no metrics.json at its top; `dlx runs` will not list it")
     print(f"  outputs   {run_dir}/  ({', '.join(sorted(p.name for p in run_dir.iterdir()))})")

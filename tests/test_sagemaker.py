@@ -215,7 +215,7 @@ def test_wait_reports_each_transition_and_fetches_the_model_into_runs(calls, tmp
     out = capsys.readouterr().out
     assert [out.count(message) for message in messages] == [1, 1, 1, 1]
     assert "billable 120 s of 300 s, managed spot saved 60%" in out
-    assert "accuracy 0.9750 (random_forest baseline 0.9600)" in out
+    assert "test accuracy 0.9750 beats the random_forest baseline (0.9600)" in out
     run_dir = tmp_path / "runs" / f"sagemaker-{name}"
     assert (run_dir / "model" / "model.keras").read_bytes() == b"weights"
     assert [row[0] for row in run_rows(tmp_path / "runs")] == [f"sagemaker-{name}"]
