@@ -54,7 +54,7 @@ def random_forest_baseline(arrays: dict[str, np.ndarray], seed: int) -> dict:
     return {"accuracy": round(float(forest.score(flat["x_test"], arrays["y_test"])), 4)}
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -65,7 +65,7 @@ def _pyplot() -> Any:
 
 def plot_learning_curves(history: dict[str, list[float]], path: Path) -> str:
     """One panel per metric, train and validation side by side; returns the file name."""
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     metrics = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
@@ -86,7 +86,7 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path) -> str:
 
 
 def plot_confusion_matrix(confusion: dict, path: Path) -> str:
-    plt = _pyplot()
+    plt = pyplot()
     matrix = np.asarray(confusion["matrix"])
     labels = confusion["labels"]
     fig, ax = plt.subplots(figsize=(5.5, 5))
@@ -105,7 +105,7 @@ def plot_confusion_matrix(confusion: dict, path: Path) -> str:
 
 def plot_misclassified(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, path: Path, limit: int = 32) -> str:
     """A grid of test images the model got wrong, titled 'true→predicted'."""
-    plt = _pyplot()
+    plt = pyplot()
     wrong = np.flatnonzero(y_true != y_pred)[:limit]
     columns = 8
     rows = max(1, -(-len(wrong) // columns))

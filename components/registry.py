@@ -16,6 +16,7 @@ from components.params import override
 _MODULES = (
     "components.topics.mnist_mlp",
     "components.topics.mnist_cnn",
+    "components.topics.pytorch_gd",
 )
 
 

@@ -42,6 +42,8 @@ def render(metrics: dict, plot_dir: Path) -> str:
     names = list(metrics["test"])
     score_rows = [["model (test split)"] + [metrics["test"][n] for n in names]]
     score_rows += [[f"baseline: {b}"] + [values.get(n, "") for n in names] for b, values in metrics["baseline"].items()]
+    if "noise_floor" in metrics:
+        score_rows.append(["noise floor (best achievable)"] + [metrics["noise_floor"].get(n, "") for n in names])
     parts = [
         f"<h1>dlx run: {html.escape(metrics['topic'])} on {html.escape(metrics['dataset'])}</h1>",
         f"<p>data from <code>{html.escape(str(metrics.get('data_source', '')))}</code>; seed {metrics['seed']}; "

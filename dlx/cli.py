@@ -27,6 +27,8 @@ def cmd_list(args: argparse.Namespace) -> None:
     print("data sets:")
     for spec in DATASETS.values():
         print(f"  {spec.name}  {spec.description}")
+        if spec.options:
+            print("    options: " + " ".join(f"{name}={default}" for name, _, default, _ in describe(spec.options)))
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -50,6 +52,8 @@ def _summary(topic: Topic, metrics: dict, run_dir: Path) -> None:
     print(f"  test      {scores}")
     for name, values in metrics["baseline"].items():
         print(f"  baseline  {name}: " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
+    if "noise_floor" in metrics:
+        print("  floor     " + "  ".join(f"{k} {v:.4f}" for k, v in metrics["noise_floor"].items()) + "  (the data's noise)")
     print(f"  verdict   {verdict(metrics, topic)}")
     if "promotion" in metrics:
         decision = metrics["promotion"]

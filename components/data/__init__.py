@@ -1,23 +1,37 @@
 """Dataset registry and the API that the prepare step and the trainers code against.
 
 A dataset is prepared once into an artifact directory (see `artifact`); trainers only ever
-read that artifact, so they never care where the data came from.
+read that artifact, so they never care where the data came from. Array artifacts (images,
+regression) are read with `load_dataset`, ratings artifacts with `load_ratings`; each refuses
+the other kind.
+
+Some datasets take options (`prepare_dataset(..., options={"users": "200"})`), declared as a
+frozen dataclass per dataset and parsed like topic parameters. `ratings-file:PATH` is a family:
+any name with that prefix is the generic file loader bound to PATH.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from components.data import images
+from components.data import images, ratings, regression
 from components.data.artifact import check_target, read_artifact, write_artifact
+from components.data.ratings import load_ratings
 from components.errors import DlxError
+from components.params import override, to_dict
 
-# (data_dir, seed, val_fraction) -> (arrays, meta fields: source, inputs, splits, schema)
-Loader = Callable[[str | None, int, float], tuple[dict[str, np.ndarray], dict]]
+# (data_dir, seed, val_fraction[, options]) -> (arrays or DataFrames, meta fields: source, inputs,
+# splits, schema); the options instance is passed only to datasets that declare an options class
+Loader = Callable[..., tuple[dict, dict]]
+FILE_PREFIX = "ratings-file:"
+
+__all__ = ["DATASETS", "DatasetSpec", "get_dataset", "load_dataset", "load_ratings", "prepare_dataset"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,7 @@ class DatasetSpec:
     kind: str  # "images": x uint8 (N, H, W), y int64 labels
     needs_location: bool  # True when the data comes from a directory, s3:// URI, cache or download
     load: Loader = field(repr=False, compare=False)
+    options: type | None = None  # frozen dataclass of the options it takes (see components.params)
 
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in [
@@ -34,10 +49,28 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in [
                 "images", needs_location=False, load=images.load_digits),
     DatasetSpec("mnist", "MNIST handwritten digits, 28x28, 60k train + 10k test (IDX files; dir, s3:// or download)",
                 "images", needs_location=True, load=images.load_mnist),
+    DatasetSpec("regression", "generated linear regression, 10 features, known coefficients and noise (offline)",
+                "regression", needs_location=False, load=regression.load_regression),
+    DatasetSpec("synthetic-ratings", "low-rank users x items ratings with biases and known Gaussian noise (offline)",
+                "ratings", needs_location=False, load=ratings.load_synthetic, options=ratings.SyntheticOptions),
+    DatasetSpec("movielens-100k", "MovieLens 100K, 100k ratings 1..5, 943 users x 1,682 movies (dir, s3:// or download)",
+                "ratings", needs_location=True, load=ratings.load_movielens_100k,
+                options=ratings.MovieLens100kOptions),
+    DatasetSpec("movielens-latest-small", "MovieLens latest-small, ratings.csv/movies.csv, half stars (dir or s3://)",
+                "ratings", needs_location=True, load=ratings.load_movielens_latest),
+    DatasetSpec(f"{FILE_PREFIX}PATH", "any CSV/Parquet file (local or s3://) with user, item, rating columns",
+                "ratings", needs_location=False, load=ratings.load_file, options=ratings.FileOptions),
 ]}
 
 
 def get_dataset(name: str) -> DatasetSpec:
+    """The spec for `name`; `ratings-file:PATH` gives the file loader bound to PATH."""
+    if name.startswith(FILE_PREFIX) and name != f"{FILE_PREFIX}PATH":
+        path = name.removeprefix(FILE_PREFIX)
+        if not path:
+            raise DlxError(f"dataset {name!r} names no file; write it as {FILE_PREFIX}PATH")
+        generic = DATASETS[f"{FILE_PREFIX}PATH"]
+        return dataclasses.replace(generic, name=name, load=functools.partial(generic.load, path))
     try:
         return DATASETS[name]
     except KeyError:
@@ -45,23 +78,32 @@ def get_dataset(name: str) -> DatasetSpec:
 
 
 def prepare_dataset(name: str, out_dir: str | Path, *, data_dir: str | None = None, seed: int = 0,
-                    val_fraction: float = 0.1) -> dict:
-    """Build the dataset artifact at `out_dir` (absent or empty) atomically; return its meta."""
+                    val_fraction: float = 0.1, options: Mapping[str, str] | None = None) -> dict:
+    """Build the dataset artifact at `out_dir` (absent or empty) atomically; return its meta.
+
+    `options` are the dataset's own NAME=VALUE settings (strings, parsed to their declared types).
+    """
     spec = get_dataset(name)
     out_dir = Path(out_dir)
     check_target(out_dir)
     if data_dir and not spec.needs_location:
-        raise DlxError(f"dataset {name!r} is bundled and takes no data dir; drop --data-dir")
+        raise DlxError(f"dataset {name!r} takes no data dir (it is bundled or names its file); drop --data-dir")
+    if options and spec.options is None:
+        raise DlxError(f"dataset {name!r} takes no options; drop {', '.join(options)}")
+    chosen = override(spec.options, options or {}, f"dataset {name}") if spec.options else None
     if not 0 < val_fraction < 1:
         raise DlxError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
     if not 0 <= seed < 2**32:
         raise DlxError(f"seed must be between 0 and 2**32 - 1, got {seed}")
-    arrays, fields = spec.load(data_dir, seed, val_fraction)
+    data, fields = spec.load(data_dir, seed, val_fraction, *([chosen] if chosen else []))
     meta = {"dataset": name, **fields, "seed": seed, "val_fraction": val_fraction}
-    write_artifact(out_dir, arrays, meta)
+    if chosen:
+        meta["options"] = to_dict(chosen)
+    write_artifact(out_dir, data, meta)
     return meta
 
 
 def load_dataset(dataset_dir: str | Path) -> tuple[dict[str, np.ndarray], dict]:
-    """Read a prepared artifact back as (arrays, meta); a missing or corrupt one is a DlxError."""
+    """Read a prepared array artifact back as (arrays, meta); a missing, corrupt or ratings one
+    is a DlxError (ratings artifacts: `load_ratings`)."""
     return read_artifact(dataset_dir)

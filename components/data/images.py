@@ -13,6 +13,7 @@ import numpy as np
 
 from components.data.fetch import locate
 from components.data.idx import content_sha256, read_images, read_labels
+from components.data.splits import holdout
 from components.errors import DlxError
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]
@@ -43,8 +44,8 @@ def load_digits(data_dir: str | None, seed: int, val_fraction: float) -> tuple[d
 
     bunch = sklearn_digits()
     x, y = bunch.images.astype(np.uint8), bunch.target.astype(np.int64)
-    rest, test = _split(np.arange(len(y)), y, DIGITS_TEST_FRACTION, DIGITS_TEST_SEED, stratify=True)
-    train, val = _split(rest, y, val_fraction, seed, stratify=True)
+    rest, test = holdout(np.arange(len(y)), DIGITS_TEST_FRACTION, DIGITS_TEST_SEED, stratify_by=y)
+    train, val = holdout(rest, val_fraction, seed, stratify_by=y[rest])
     with resources.as_file(resources.files("sklearn.datasets.data") / "digits.csv.gz") as csv:
         inputs = {csv.name: content_sha256(csv)}
     splits = {name: (x[idx], y[idx]) for name, idx in [("train", train), ("val", val), ("test", test)]}
@@ -69,24 +70,10 @@ def load_mnist(data_dir: str | None, seed: int, val_fraction: float) -> tuple[di
     if x_train.shape[1:] != x_test.shape[1:]:
         raise DlxError(f"mnist: {located.source}: train images are {x_train.shape[1:]} but test images are "
                        f"{x_test.shape[1:]}; use files from the same release")
-    train, val = _split(np.arange(len(y_train)), y_train, val_fraction, seed, stratify=False)
+    train, val = holdout(np.arange(len(y_train)), val_fraction, seed)
     splits = {"train": (x_train[train], y_train[train]), "val": (x_train[val], y_train[val]),
               "test": (x_test, y_test)}
     return _images(splits, located.source, inputs, value_max=255)
-
-
-def _split(indices: np.ndarray, y: np.ndarray, fraction: float, seed: int,
-           stratify: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic (kept, held-out) partition of `indices`, each in ascending order."""
-    from sklearn.model_selection import train_test_split
-
-    try:
-        kept, held = train_test_split(indices, test_size=fraction, random_state=seed,
-                                      stratify=y[indices] if stratify else None)
-    except ValueError as e:
-        raise DlxError(f"cannot hold out a fraction {fraction} of {len(indices)} examples ({e}); "
-                       "choose a val_fraction that leaves enough examples on both sides") from None
-    return np.sort(kept), np.sort(held)
 
 
 def _images(splits: Splits, source: str, inputs: dict[str, str],

@@ -1,0 +1,61 @@
+"""The per-epoch history of a checkpointed training run, so that a resumed run reports all epochs.
+
+Shared by every trainer that checkpoints (Keras topics through BackupAndRestore, PyTorch topics
+through their own state files): the log is written before the checkpoint each epoch, so it never
+lags it.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from components.files import read_json, write_json
+
+
+class EpochLog:
+    """Per-epoch metrics and training time, kept on disk beside a trainer's checkpoint.
+
+    A checkpoint restores weights, optimizer state and the epoch counter but not the history, so
+    without this a resumed run would report only its own epochs. This log is written before the
+    backup each epoch (so it never lags it) and cut back to the restored epoch when fitting
+    resumes; ``run`` identifies the run, and a log from another run is ignored.
+    """
+
+    def __init__(self, path: Path | None, run: dict) -> None:
+        self.path, self.run = path, run
+        self.history: dict[str, list[float]] = {}
+        self.elapsed: list[float] = []
+        try:
+            saved = read_json(path) if path is not None and path.is_file() else {}
+        except ValueError:
+            saved = {}
+        if saved.get("run") == run:
+            self.history, self.elapsed = saved["history"], saved["elapsed"]
+        self.first_epoch: int | None = None
+        self.started = time.perf_counter()
+
+    @property
+    def epochs(self) -> int:
+        return len(self.elapsed)
+
+    def seconds_before(self) -> float:
+        """Training time of the epochs this attempt did not have to run."""
+        done = self.first_epoch if self.first_epoch is not None else self.epochs
+        return self.elapsed[done - 1] if done else 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+            self.history = {k: v[:epoch] for k, v in self.history.items()}
+            self.elapsed = self.elapsed[:epoch]
+            if epoch:
+                print(f"resuming from the checkpoint after epoch {epoch}", flush=True)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        self.elapsed.append(round(self.seconds_before() + time.perf_counter() - self.started, 2))
+        if self.path is not None:
+            partial = self.path.with_name(self.path.name + ".partial")
+            write_json(partial, {"run": self.run, "history": self.history, "elapsed": self.elapsed})
+            partial.replace(self.path)

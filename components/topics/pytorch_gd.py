@@ -1,0 +1,274 @@
+"""pytorch-gd: gradient descent written by hand with autograd, on a generated linear regression.
+
+The model is two plain tensors (weights and bias) with ``requires_grad``; autograd supplies the
+gradients and the update is written out under ``torch.no_grad()``: plain gradient descent, or
+momentum in exactly torch.optim.SGD's formulation, so ``optimizer=torch-sgd`` gives the same
+parameters and the tests prove it. Minibatch order comes from (seed, epoch) alone, so a run resumed
+from its per-epoch checkpoint repeats the uninterrupted run bit for bit.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from components import evaluate as shared
+from components.data import load_dataset
+from components.errors import DlxError
+from components.files import atomic_dir, read_json, write_json
+from components.params import help_field, to_dict
+from components.registry import Topic
+from components.epoch_log import EpochLog
+
+STATE_FILE = "state.pt"
+MODEL_FILE = "model.pt"
+
+
+@dataclass(frozen=True)
+class Params:
+    optimizer: Literal["plain", "momentum", "torch-sgd"] = help_field(
+        "momentum", "update rule: plain GD and momentum written by hand, or torch.optim.SGD (with `momentum`)")
+    learning_rate: float = help_field(0.05, "step size")
+    momentum: float = help_field(0.9, "momentum coefficient of momentum and torch-sgd (plain ignores it)")
+    epochs: int = help_field(100, "passes over the training split")
+    batch_size: int = help_field(0, "examples per step; 0 = the whole training split (full-batch gradient descent)")
+    device: Literal["auto", "cpu", "cuda"] = help_field("auto", "where to train: auto picks CUDA when present")
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 0:
+            raise ValueError("epochs must be at least 1 and batch_size at least 0")
+        if self.learning_rate <= 0:
+            raise ValueError("learning_rate must be positive")
+        if not 0 <= self.momentum < 1:
+            raise ValueError("momentum must be in [0, 1)")
+
+
+class HandSGD:
+    """SGD written out, with torch.optim's step/zero_grad/state_dict interface so the loop takes either.
+
+    momentum 0: ``p -= lr * grad``. Otherwise ``v = mu * v + grad; p -= lr * v``, which is
+    torch.optim.SGD with dampening 0 and no Nesterov (its first buffer is the gradient itself,
+    and mu * 0 + grad is exactly that).
+    """
+
+    def __init__(self, params: list[Any], lr: float, momentum: float = 0.0) -> None:
+        import torch
+
+        self.params, self.lr, self.momentum = params, lr, momentum
+        self.velocity = [torch.zeros_like(p) for p in params] if momentum else []
+
+    def step(self) -> None:
+        import torch
+
+        with torch.no_grad():
+            if not self.momentum:
+                for p in self.params:
+                    p -= self.lr * p.grad
+                return
+            for p, v in zip(self.params, self.velocity):
+                v.mul_(self.momentum).add_(p.grad)
+                p -= self.lr * v
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def state_dict(self) -> dict:
+        return {"velocity": self.velocity}
+
+    def load_state_dict(self, state: dict) -> None:
+        for v, saved in zip(self.velocity, state["velocity"], strict=True):
+            v.copy_(saved)
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise DlxError(f"device=cuda was asked for but CUDA is not available to torch {torch.__version__}; "
+                       "use device=auto or device=cpu")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def make_optimizer(name: str, tensors: list[Any], params: Params) -> Any:
+    import torch
+
+    if name == "torch-sgd":
+        return torch.optim.SGD(tensors, lr=params.learning_rate, momentum=params.momentum)
+    return HandSGD(tensors, params.learning_rate, params.momentum if name == "momentum" else 0.0)
+
+
+def _mse(weight: Any, bias: Any, x: Any, y: Any) -> Any:
+    return ((x @ weight + bias - y) ** 2).mean()
+
+
+def _epoch(weight: Any, bias: Any, optimizer: Any, x: Any, y: Any, batch_size: int, order: np.ndarray) -> None:
+    """One pass over the training split in ``order``, one step per batch."""
+    import torch
+
+    size = batch_size or len(order)
+    for start in range(0, len(order), size):
+        index = torch.as_tensor(order[start:start + size], device=x.device)
+        optimizer.zero_grad()
+        _mse(weight, bias, x[index], y[index]).backward()
+        optimizer.step()
+
+
+def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
+    """Fit w and b, then write model.pt (a state_dict), params.json, history.json and train.json.
+
+    With ``checkpoint_dir`` the parameters, optimizer state (velocity) and epoch log are saved
+    there after every epoch; a rerun of the same run continues after the last saved epoch.
+    """
+    import torch
+
+    device = pick_device(params.device)
+    arrays, meta = load_dataset(dataset_dir)
+    x, y, x_val, y_val = (torch.as_tensor(arrays[k], device=device) for k in ("x_train", "y_train", "x_val", "y_val"))
+    generator = torch.Generator().manual_seed(seed)
+    weight = (0.01 * torch.randn(x.shape[1], generator=generator)).to(device).requires_grad_()
+    bias = torch.zeros((), device=device, requires_grad=True)
+    optimizer = make_optimizer(params.optimizer, [weight, bias], params)
+    run = {"params": to_dict(params), "seed": seed,
+           **{key: meta[key] for key in ("dataset", "inputs", "splits", "seed")}}
+    if checkpoint_dir is not None:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    log = EpochLog(checkpoint_dir / "epochs.json" if checkpoint_dir else None, run)
+    start = _restore(checkpoint_dir, log, weight, bias, optimizer, device)
+    print(f"training on {len(x)} examples, validating on {len(x_val)}; {x.shape[1] + 1} parameters; "
+          f"optimizer {params.optimizer}; device {device}", flush=True)
+    for epoch in range(start, params.epochs):
+        log.on_epoch_begin(epoch)
+        order = np.random.default_rng([seed, epoch]).permutation(len(x))
+        _epoch(weight, bias, optimizer, x, y, params.batch_size, order)
+        with torch.no_grad():
+            scores = {"mse": float(_mse(weight, bias, x, y)), "val_mse": float(_mse(weight, bias, x_val, y_val))}
+        log.on_epoch_end(epoch, scores)
+        print(f"epoch {epoch + 1}/{params.epochs}: train mse {scores['mse']:.4f}  val mse {scores['val_mse']:.4f}",
+              flush=True)
+        if checkpoint_dir is not None:
+            _save_state(checkpoint_dir / STATE_FILE, epoch + 1, weight, bias, optimizer)
+    if log.first_epoch is None:
+        print(f"the checkpoint in {checkpoint_dir} holds all {params.epochs} epochs; nothing left to train", flush=True)
+    seconds = log.seconds_before() + time.perf_counter() - log.started
+    summary = {
+        "train_seconds": round(seconds, 2),
+        "samples_per_second": round(params.epochs * len(x) / seconds, 1),
+        "parameters": x.shape[1] + 1,
+        "device": device,
+        "seed": seed,
+        "val_mse": log.history["val_mse"][-1],
+    }
+    with atomic_dir(model_dir) as tmp:
+        torch.save({"weight": weight.detach().cpu(), "bias": bias.detach().cpu()}, tmp / MODEL_FILE)
+        write_json(tmp / "params.json", to_dict(params))
+        write_json(tmp / "history.json", log.history)
+        write_json(tmp / "train.json", summary)
+    return summary
+
+
+def _save_state(path: Path, epochs_done: int, weight: Any, bias: Any, optimizer: Any) -> None:
+    """Written to a temp file and renamed, so a kill mid-save leaves the previous epoch's state."""
+    import torch
+
+    partial = path.with_name(path.name + ".partial")
+    torch.save({"epoch": epochs_done, "weight": weight.detach(), "bias": bias.detach(),
+                "optimizer": optimizer.state_dict()}, partial)
+    partial.replace(path)
+
+
+def _restore(checkpoint_dir: Path | None, log: EpochLog, weight: Any, bias: Any, optimizer: Any, device: str) -> int:
+    """Load the saved state into the tensors and return the epoch to start from (0: nothing to resume).
+
+    The epoch log is written before the state each epoch, so an empty log (another run's, or
+    none) means any state beside it is stale.
+    """
+    import torch
+
+    path = checkpoint_dir / STATE_FILE if checkpoint_dir is not None else None
+    if path is None or not log.epochs or not path.is_file():
+        return 0
+    state = torch.load(path, map_location=device, weights_only=True)
+    with torch.no_grad():
+        weight.copy_(state["weight"])
+        bias.copy_(state["bias"])
+    optimizer.load_state_dict(state["optimizer"])
+    return state["epoch"]
+
+
+def _load_model(model_dir: Path) -> tuple[np.ndarray, float]:
+    import torch
+
+    state = torch.load(model_dir / MODEL_FILE, map_location="cpu", weights_only=True)
+    return state["weight"].double().numpy(), float(state["bias"])
+
+
+def _scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    mse = float(np.mean((y_true.astype(np.float64) - y_pred) ** 2))
+    return {"mse": round(mse, 4), "rmse": round(mse ** 0.5, 4)}
+
+
+def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
+    """Test MSE/RMSE next to the train-mean and least-squares baselines and the noise floor (sigma²)."""
+    arrays, meta = load_dataset(dataset_dir)
+    weight, bias = _load_model(model_dir)
+    x_train, x_test = (arrays[k].astype(np.float64) for k in ("x_train", "x_test"))
+    y_test = arrays["y_test"]
+    predicted = x_test @ weight + bias
+    design = np.column_stack([x_train, np.ones(len(x_train))])
+    solution = np.linalg.lstsq(design, arrays["y_train"].astype(np.float64), rcond=None)[0]
+    truth = meta["truth"]
+    true_weights = np.asarray(truth["weights"])
+    sigma = truth["noise_sigma"]
+    return {
+        "test": _scores(y_test, predicted),
+        "baseline": {
+            "train_mean": _scores(y_test, np.full(len(y_test), arrays["y_train"].astype(np.float64).mean())),
+            "least_squares": _scores(y_test, x_test @ solution[:-1] + solution[-1]),
+        },
+        "noise_floor": {"mse": round(sigma ** 2, 4), "rmse": sigma},
+        "coefficients": {
+            "true": {"weights": truth["weights"], "bias": truth["bias"]},
+            "learned": {"weights": [round(float(w), 4) for w in weight], "bias": round(bias, 4)},
+            "max_abs_error": round(float(np.abs(np.append(weight, bias) - [*true_weights, truth["bias"]]).max()), 4),
+            "least_squares_max_abs_error": round(float(np.abs(solution - [*true_weights, truth["bias"]]).max()), 4),
+        },
+        "plots": [
+            shared.plot_learning_curves(read_json(model_dir / "history.json"), out_dir / "learning_curves.png"),
+            _plot_predicted_vs_true(y_test, predicted, out_dir / "predicted_vs_true.png"),
+        ],
+    }
+
+
+def _plot_predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, path: Path) -> str:
+    plt = shared.pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.scatter(y_true, y_pred, s=6, alpha=0.5)
+    low, high = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    ax.plot([low, high], [low, high], color="gray", linewidth=1, label="y = x")
+    ax.set(xlabel="true y", ylabel="predicted y", title="test split: predicted vs true")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path.name
+
+
+TOPIC = Topic(
+    name="pytorch-gd",
+    description="gradient descent by hand with autograd (plain, momentum) on a generated regression, "
+                "checked against torch.optim.SGD",
+    framework="pytorch",
+    datasets=("regression",),
+    params=Params,
+    train=train,
+    evaluate=evaluate,
+    main_metric="rmse",
+    higher_is_better=False,
+)
