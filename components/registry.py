@@ -53,9 +53,11 @@ class Topic:
         return self.datasets[0]
 
     def check_dataset(self, name: str | None) -> str:
-        """``name`` (default: the offline data set) if this topic takes it."""
+        """``name`` (default: the offline data set) if this topic takes it; ``FAMILY:PATH`` in
+        ``datasets`` admits any ``FAMILY:<path>`` (e.g. ratings-file:my.csv)."""
         name = name or self.default_dataset
-        if name not in self.datasets:
+        family = name.split(":", 1)[0] + ":PATH" if ":" in name else None
+        if name not in self.datasets and family not in self.datasets:
             raise DlxError(f"topic {self.name} does not take data set '{name}'; valid: {', '.join(self.datasets)}")
         return name
 
