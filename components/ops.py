@@ -16,10 +16,10 @@ DEFAULT_IMAGE = "ghcr.io/dlx-project/dlx:0.1.0"
 """The project's published image (built from containers/); override with --image."""
 
 
-def prepare(dataset_name: str, data_dir: str, seed: int, dataset: Output[Dataset]):
+def prepare(dataset_name: str, data_dir: str, seed: int, dataset: Output[Dataset], dataset_options: str = "{}"):
     from components import steps
 
-    meta = steps.prepare(dataset_name, data_dir, seed, dataset.path)
+    meta = steps.prepare(dataset_name, data_dir, seed, dataset.path, dataset_options)
     dataset.metadata.update({"dataset": meta["dataset"], "splits": meta["splits"]})
 
 

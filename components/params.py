@@ -76,7 +76,7 @@ def _build(cls: type, values: dict[str, Any], what: str) -> Any:
 
 def override(cls: type, overrides: Iterable[str] | Mapping[str, str], what: str) -> Any:
     """Defaults of ``cls`` with ``name=value`` overrides applied; ``what`` names the topic in errors."""
-    pairs = overrides.items() if isinstance(overrides, Mapping) else map(_split_pair, overrides)
+    pairs = overrides.items() if isinstance(overrides, Mapping) else map(split_pair, overrides)
     known = _fields(cls)
     values: dict[str, Any] = {}
     for name, text in pairs:
@@ -90,7 +90,7 @@ def override(cls: type, overrides: Iterable[str] | Mapping[str, str], what: str)
     return _build(cls, values, what)
 
 
-def _split_pair(item: str) -> tuple[str, str]:
+def split_pair(item: str) -> tuple[str, str]:
     name, sep, value = item.partition("=")
     if not sep or not name.strip():
         raise DlxError(f"bad --param '{item}': write it as NAME=VALUE, e.g. epochs=5")

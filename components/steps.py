@@ -17,9 +17,13 @@ from components.registry import get_topic
 from components.report import write_report
 
 
-def prepare(dataset: str, data_dir: str, seed: int, out_dir: str | Path) -> dict:
-    """Build the dataset artifact; an empty ``data_dir`` means the default location."""
-    return prepare_dataset(dataset, out_dir, data_dir=data_dir or None, seed=seed)
+def prepare(dataset: str, data_dir: str, seed: int, out_dir: str | Path, options_json: str = "{}") -> dict:
+    """Build the dataset artifact; an empty ``data_dir`` means the default location.
+
+    ``options_json``: the data set's own NAME=VALUE options as a JSON object of strings.
+    """
+    return prepare_dataset(dataset, out_dir, data_dir=data_dir or None, seed=seed,
+                           options=json.loads(options_json or "{}"))
 
 
 def train(

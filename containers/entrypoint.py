@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from components import steps
-from components.data import get_dataset
+from components.data import get_dataset, parse_options
 from components.errors import DlxError
 from components.evaluate import verdict
 from components.files import atomic_dir, write_json
@@ -33,7 +33,7 @@ ROOT_ENV = "DLX_SM_ROOT"
 DEFAULT_ROOT = "/opt/ml"
 CHANNEL = "data"
 """The input channel holding a data set's files (absent for bundled data sets)."""
-HYPERPARAMETERS = ("topic", "dataset", "params_json", "seed")
+HYPERPARAMETERS = ("topic", "dataset", "dataset_options", "params_json", "seed")
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,8 @@ class Job:
     seed: int
     data_dir: str
     """The data channel for a data set that needs a location, else ""."""
+    dataset_options: str = "{}"
+    """The data set's NAME=VALUE options, a JSON object of strings (checked before any work)."""
 
 
 def read_job(layout: Layout) -> Job:
@@ -92,8 +94,9 @@ def read_job(layout: Layout) -> Job:
         raise DlxError("hyperparameter topic is missing; set it to a topic id (see `dlx list`)")
     topic = get_topic(values["topic"])
     dataset = topic.check_dataset(values.get("dataset"))
+    options = _dataset_options(dataset, values.get("dataset_options", "{}"))
     return Job(topic, dataset, _params(topic, values.get("params_json", "{}")), _seed(values.get("seed", "0")),
-               _data_dir(layout, dataset))
+               _data_dir(layout, dataset), options)
 
 
 def _params(topic: Topic, text: str) -> Any:
@@ -105,6 +108,17 @@ def _params(topic: Topic, text: str) -> Any:
     if not isinstance(values, dict):
         raise DlxError(f"hyperparameter params_json must be a JSON object like {{\"epochs\": 5}}, not {text}")
     return from_dict(topic.params, values, topic.name)
+
+
+def _dataset_options(dataset: str, text: str) -> str:
+    try:
+        options = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise DlxError(f"hyperparameter dataset_options is not JSON ({exc}); write it like {{\"split\": \"u1\"}}") from None
+    if not isinstance(options, dict):
+        raise DlxError(f"hyperparameter dataset_options must be a JSON object like {{\"split\": \"u1\"}}, not {text}")
+    parse_options(dataset, {str(k): str(v) for k, v in options.items()})
+    return text
 
 
 def _seed(text: str) -> int:
@@ -154,7 +168,7 @@ def run(layout: Layout) -> dict:
     with tempfile.TemporaryDirectory(prefix="dlx-") as scratch:
         dataset_dir = Path(scratch) / "dataset"
         since = _step(1, f"prepare {job.dataset}" + (f" from {job.data_dir}" if job.data_dir else ""))
-        meta = steps.prepare(job.dataset, job.data_dir, job.seed, dataset_dir)
+        meta = steps.prepare(job.dataset, job.data_dir, job.seed, dataset_dir, job.dataset_options)
         sizes = " / ".join(f"{n} {split}" for split, n in meta["splits"].items())
         print(f"prepared {sizes} examples in {time.perf_counter() - since:.1f} s", flush=True)
         _step(2, f"train {job.topic.name} (seed {job.seed}, checkpoints in {layout.checkpoints})")

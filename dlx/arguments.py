@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.data import parse_options
 from components.errors import DlxError
+from components.params import split_pair
 from components.registry import Topic, get_topic
 
 
 def add_job_arguments(parser: argparse.ArgumentParser, data_dir_help: str) -> None:
     parser.add_argument("topic", help="topic id (see `dlx list`)")
     parser.add_argument("--dataset", help="data set name (default: the topic's offline one)")
+    parser.add_argument("--dataset-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="a data set option, e.g. split=u1 (repeatable; see `dlx list`)")
     parser.add_argument("--data-dir", help=data_dir_help)
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a hyperparameter (repeatable)")
@@ -25,17 +31,30 @@ def add_champion_arguments(parser: argparse.ArgumentParser, where: str) -> None:
                         help="how much better the main metric must be to replace the champion (default: 0)")
 
 
-def resolve_job(args: argparse.Namespace, *, local_data: bool = True) -> tuple[Topic, str, Any]:
-    """Topic, data set and typed params, checked before any work starts.
+@dataclass(frozen=True)
+class Job:
+    """What a job-starting command runs, checked before any work starts."""
 
-    ``local_data``: the data dir is read on this machine, so a local path must exist.
-    """
+    topic: Topic
+    dataset: str
+    dataset_options: dict[str, str]
+    params: Any
+
+    @property
+    def options_json(self) -> str:
+        return json.dumps(self.dataset_options)
+
+
+def resolve_job(args: argparse.Namespace, *, local_data: bool = True) -> Job:
+    """``local_data``: the data dir is read on this machine, so a local path must exist."""
     topic = get_topic(args.topic)
     dataset = topic.check_dataset(args.dataset)
+    options = dict(split_pair(item) for item in args.dataset_option)
+    parse_options(dataset, options)
     if local_data and args.data_dir and "://" not in args.data_dir and not Path(args.data_dir).is_dir():
         raise DlxError(f"--data-dir {args.data_dir} is not a directory; "
                        f"pass a folder holding the {dataset} files, or an s3:// URI")
-    return topic, dataset, topic.params_for(dataset, args.param)
+    return Job(topic, dataset, options, topic.params_for(dataset, args.param))
 
 
 def add_runs_dir(parser: argparse.ArgumentParser, what: str) -> None:

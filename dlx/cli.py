@@ -34,14 +34,15 @@ def cmd_list(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from pipelines.local import new_run_dir, run_local
 
-    topic, dataset, params = resolve_job(args)
-    run_dir = Path(args.out) if args.out else new_run_dir(runs_root(args), topic)
-    print(f"dlx run {topic.name} on {dataset} (seed {args.seed}) -> {run_dir}", flush=True)
+    job = resolve_job(args)
+    run_dir = Path(args.out) if args.out else new_run_dir(runs_root(args), job.topic)
+    print(f"dlx run {job.topic.name} on {job.dataset} (seed {args.seed}) -> {run_dir}", flush=True)
     metrics = run_local(
-        topic, dataset=dataset, data_dir=args.data_dir or "", params=params, seed=args.seed,
-        champion=args.champion or "", margin=args.margin, run_dir=run_dir, verbose=args.verbose,
+        job.topic, dataset=job.dataset, dataset_options=job.options_json, data_dir=args.data_dir or "",
+        params=job.params, seed=args.seed, champion=args.champion or "", margin=args.margin,
+        run_dir=run_dir, verbose=args.verbose,
     )
-    _summary(topic, metrics, run_dir)
+    _summary(job.topic, metrics, run_dir)
 
 
 def _summary(topic: Topic, metrics: dict, run_dir: Path) -> None:

@@ -76,15 +76,16 @@ def _connect(args: argparse.Namespace):
 
 def _run_arguments(args: argparse.Namespace) -> tuple[Topic, str, dict]:
     """Topic, data set and pipeline arguments, checked here before anything reaches the cluster."""
-    topic, dataset, params = resolve_job(args, local_data=False)
+    job = resolve_job(args, local_data=False)
     for flag, value in (("--data-dir", args.data_dir), ("--champion", args.champion)):
         if value and "://" not in value:
             raise DlxError(f"{flag} {value} is a path on this machine, which the cluster's steps cannot see; "
                            "upload it and pass an s3:// URI")
     if args.margin < 0 or args.gpus < 0:
         raise DlxError(f"--margin and --gpus must be 0 or more, got {args.margin} and {args.gpus}")
-    return topic, dataset, {
-        "dataset": dataset, "data_dir": args.data_dir or "", "params_json": json.dumps(to_dict(params)),
+    return job.topic, job.dataset, {
+        "dataset": job.dataset, "dataset_options": job.options_json, "data_dir": args.data_dir or "",
+        "params_json": json.dumps(to_dict(job.params)),
         "seed": args.seed, "champion": args.champion or "", "margin": args.margin,
     }
 

@@ -27,9 +27,9 @@ def _session(args: argparse.Namespace) -> Any:
 
 def cmd_train(args: argparse.Namespace) -> None:
     settings = load_settings()
-    topic, dataset, params = resolve_job(args)
+    job = resolve_job(args)
     spec = jobs.JobSpec(
-        topic=topic, dataset=dataset, params=params, seed=args.seed,
+        topic=job.topic, dataset=job.dataset, params=job.params, seed=args.seed, dataset_options=job.dataset_options,
         role=require(args.role or settings.role_arn, "role_arn", "--role"),
         bucket=require(args.bucket or settings.bucket, "bucket", "--bucket"),
         image=require(args.image or settings.image_uri, "image_uri", "--image"),

@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,7 @@ class JobSpec:
     max_wait: int | None = None
     """Spot only: run time plus time waiting for capacity; defaults to twice max_run."""
     volume_gb: int = 30
+    dataset_options: dict[str, str] = field(default_factory=dict)
     data_dir: str | None = None
 
 
@@ -123,8 +124,8 @@ def tags(spec: JobSpec) -> dict[str, str]:
 
 
 def hyperparameters(spec: JobSpec) -> dict[str, str]:
-    """The entrypoint's contract: exactly these four, all strings."""
-    return {"topic": spec.topic.name, "dataset": spec.dataset,
+    """The entrypoint's contract (containers/entrypoint.py): exactly these keys, all strings."""
+    return {"topic": spec.topic.name, "dataset": spec.dataset, "dataset_options": json.dumps(spec.dataset_options),
             "params_json": json.dumps(to_dict(spec.params)), "seed": str(spec.seed)}
 
 

@@ -39,13 +39,14 @@ def build_pipeline(topic: Topic, image: str = DEFAULT_IMAGE, gpus: int = 0) -> A
     @dsl.pipeline(name=f"dlx-{topic.name}", description=f"dlx {topic.name}: {topic.description}")
     def pipeline(
         dataset: str = topic.default_dataset,
+        dataset_options: str = "{}",
         data_dir: str = "",
         params_json: str = "{}",
         seed: int = 0,
         champion: str = "",
         margin: float = 0.0,
     ):
-        prepared = ops.prepare(dataset_name=dataset, data_dir=data_dir, seed=seed)
+        prepared = ops.prepare(dataset_name=dataset, data_dir=data_dir, seed=seed, dataset_options=dataset_options)
         prepared.set_caching_options(False)
         trained = ops.train(topic=topic.name, params_json=params_json, seed=seed, dataset=prepared.outputs["dataset"])
         trained.set_caching_options(True).set_cpu_request(topic.cpu).set_memory_request(topic.memory)

@@ -118,6 +118,7 @@ def run_local(
     params: Any,
     seed: int,
     run_dir: Path,
+    dataset_options: str = "{}",
     champion: str = "",
     margin: float = 0.0,
     verbose: bool = False,
@@ -133,8 +134,8 @@ def run_local(
     log_path = partial / "pipeline.log"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(partial / "kfp"), raise_on_error=True)
     pipeline = build_pipeline(topic)
-    arguments = {"dataset": dataset, "data_dir": data_dir, "params_json": json.dumps(to_dict(params)), "seed": seed,
-                 "champion": champion, "margin": margin}
+    arguments = {"dataset": dataset, "dataset_options": dataset_options, "data_dir": data_dir,
+                 "params_json": json.dumps(to_dict(params)), "seed": seed, "champion": champion, "margin": margin}
     started = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
         tee = ConsoleFilter(log, sys.stdout, verbose)

@@ -20,6 +20,8 @@ def test_list_shows_every_topic_with_data_sets_and_parameters(capsys):
     (["run", "mnist-cnn", "--param", "backend=jax"], "backend must be one of tensorflow, torch"),
     (["run", "mnist-mlp", "--param", "dropout=1.5"], "dropout must be in [0, 1)"),
     (["run", "mnist-mlp", "--dataset", "mnist", "--data-dir", "/no/such/dir"], "--data-dir /no/such/dir is not a directory"),
+    (["run", "mnist-mlp", "--dataset-option", "split=u1"], "dataset 'digits' takes no options; drop split"),
+    (["run", "mnist-mlp", "--dataset-option", "split"], "write it as NAME=VALUE"),
     (["runs", "nope"], "unknown topic 'nope'"),
 ])
 def test_user_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path):

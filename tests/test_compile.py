@@ -23,7 +23,7 @@ def test_compile_all_writes_one_three_step_pipeline_per_topic(tmp_path, capsys):
 
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert parameters["dataset"]["defaultValue"] == "digits"
-    assert set(parameters) == {"dataset", "data_dir", "params_json", "seed", "champion", "margin"}
+    assert set(parameters) == {"dataset", "dataset_options", "data_dir", "params_json", "seed", "champion", "margin"}
     assert (parameters["champion"]["defaultValue"], parameters["margin"]["defaultValue"]) == ("", 0.0)
     assert tasks["evaluate"]["inputs"]["parameters"]["champion"] == {"componentInputParameter": "champion"}
 

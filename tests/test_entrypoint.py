@@ -62,7 +62,7 @@ def test_mnist_comes_from_the_data_channel(ml_root, fake_mnist):
 @pytest.mark.parametrize("values, reason", [
     ({"topic": "mnist-mlpp"}, "unknown topic 'mnist-mlpp'"),
     ({"topic": "mnist-mlp", "epochs": "3"},
-     "unknown hyperparameter(s) epochs; valid: topic, dataset, params_json, seed"),
+     "unknown hyperparameter(s) epochs; valid: topic, dataset, dataset_options, params_json, seed"),
     ({"topic": "mnist-mlp", "params_json": '{"epochs": "two"}'}, "bad value 'two' for parameter epochs (int)"),
     ({"topic": "mnist-mlp", "params_json": '{"epochs": 0}'}, "epochs and batch_size must be at least 1"),
     ({"topic": "mnist-mlp", "params_json": '{"layers": 3}'}, "unknown parameter 'layers' for mnist-mlp"),

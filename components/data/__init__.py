@@ -17,6 +17,7 @@ import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from components.params import override, to_dict
 Loader = Callable[..., tuple[dict, dict]]
 FILE_PREFIX = "ratings-file:"
 
-__all__ = ["DATASETS", "DatasetSpec", "get_dataset", "load_dataset", "load_ratings", "prepare_dataset"]
+__all__ = ["DATASETS", "DatasetSpec", "get_dataset", "load_dataset", "load_ratings", "parse_options", "prepare_dataset"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,14 @@ def get_dataset(name: str) -> DatasetSpec:
         raise DlxError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}") from None
 
 
+def parse_options(name: str, options: Mapping[str, str] | None) -> Any:
+    """The data set's typed options (None when it declares none); bad or unknown ones are errors."""
+    spec = get_dataset(name)
+    if options and spec.options is None:
+        raise DlxError(f"dataset {name!r} takes no options; drop {', '.join(options)}")
+    return override(spec.options, options or {}, f"dataset {name}") if spec.options else None
+
+
 def prepare_dataset(name: str, out_dir: str | Path, *, data_dir: str | None = None, seed: int = 0,
                     val_fraction: float = 0.1, options: Mapping[str, str] | None = None) -> dict:
     """Build the dataset artifact at `out_dir` (absent or empty) atomically; return its meta.
@@ -88,9 +97,7 @@ def prepare_dataset(name: str, out_dir: str | Path, *, data_dir: str | None = No
     check_target(out_dir)
     if data_dir and not spec.needs_location:
         raise DlxError(f"dataset {name!r} takes no data dir (it is bundled or names its file); drop --data-dir")
-    if options and spec.options is None:
-        raise DlxError(f"dataset {name!r} takes no options; drop {', '.join(options)}")
-    chosen = override(spec.options, options or {}, f"dataset {name}") if spec.options else None
+    chosen = parse_options(name, options)
     if not 0 < val_fraction < 1:
         raise DlxError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
     if not 0 <= seed < 2**32:
