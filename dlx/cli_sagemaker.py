@@ -167,7 +167,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--image", help="training image URI in ECR (default: image_uri / DLX_IMAGE_URI)")
     train.add_argument("--instance-type", default=jobs.DEFAULT_INSTANCE_TYPE,
                        help=f"SageMaker instance type (default: {jobs.DEFAULT_INSTANCE_TYPE}, one NVIDIA A10G)")
-    train.add_argument("--instance-count", type=int, default=1, help="instances; >1 only for PyTorch topics (torchrun)")
+    train.add_argument("--instance-count", type=int, default=1, help="instances (1 for now: no topic trains distributed yet)")
     train.add_argument("--spot", action="store_true", help="managed spot training, resuming from S3 checkpoints")
     train.add_argument("--max-run", type=int, default=3600, help="seconds of training before SageMaker stops the job")
     train.add_argument("--max-wait", type=int, help="spot: seconds of running plus waiting for capacity (default: 2x --max-run)")

@@ -93,23 +93,11 @@ def check(spec: JobSpec) -> None:
     if spec.spot and spec.max_wait is not None and spec.max_wait < spec.max_run:
         raise DlxError(f"--max-wait {spec.max_wait} is shorter than --max-run {spec.max_run}; "
                        "SageMaker needs max wait >= max run")
-    distribution_env(spec.topic, spec.instance_count)  # raises for a multi-instance non-PyTorch topic
-
-
-def distribution_env(topic: Topic, instance_count: int) -> dict[str, str]:
-    """Environment telling the entrypoint how to spread training over the job's instances.
-
-    Only PyTorch trainers can run distributed data parallel: for them the entrypoint starts one
-    torchrun worker per GPU on every host (hosts from /opt/ml/input/config/resourceconfig.json)
-    when DLX_DISTRIBUTION=torchrun. Every instance receives all of the data (FullyReplicated);
-    each worker reads its shard.
-    """
-    if instance_count == 1:
-        return {}
-    if topic.framework != "pytorch":
-        raise DlxError(f"--instance-count {instance_count}: {topic.name} is a {topic.framework} topic and trains "
-                       "on one instance; only PyTorch topics run distributed (torchrun); use --instance-count 1")
-    return {"DLX_DISTRIBUTION": "torchrun"}
+    if spec.instance_count > 1:
+        # Several instances pay off only for a trainer written for distributed data parallel
+        # (torchrun); none is yet, so each instance would repeat the same single-process run.
+        raise DlxError(f"--instance-count {spec.instance_count}: {spec.topic.name} trains on one instance "
+                       "(no topic runs distributed data parallel yet); use --instance-count 1")
 
 
 def job_name(topic: str, now: datetime | None = None) -> str:
@@ -176,7 +164,6 @@ def build_request(spec: JobSpec, session: Any, name: str, data_uri: str | None) 
             output_data_config=OutputDataConfig(s3_output_path=f"s3://{spec.bucket}/dlx/output/"),
             input_data_config=[InputData(channel_name=DATA_CHANNEL, data_source=data_uri)] if data_uri else None,
             hyperparameters=hyperparameters(spec),
-            environment=distribution_env(spec.topic, spec.instance_count),
             tags=[Tag(key=key, value=value) for key, value in tags(spec).items()],
         )
     except RoleValidationError as exc:

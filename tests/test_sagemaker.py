@@ -4,7 +4,6 @@ provide-client-params hook on the session the commands use.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -297,8 +296,7 @@ def test_logs_print_every_host_stream(calls, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--role", "dlx-sagemaker"], "bad role ARN 'dlx-sagemaker'"),
     (["--role", "arn:aws:iam::1234:role/x"], "bad role ARN"),
-    (["--instance-count", "2"], "mnist-cnn is a keras topic and trains on one instance"),
-    (["--instance-type", "g4dn.xlarge"], "an ml. prefix: ml.g4dn.xlarge"),
+    (["--instance-count", "2"], "mnist-cnn trains on one instance (no topic runs distributed data parallel yet)"),
     (["--spot", "--max-run", "600", "--max-wait", "300"], "shorter than --max-run 600"),
     (["--max-wait", "300"], "add --spot"),
     (["--param", "epochz=2"], "unknown parameter 'epochz'"),
@@ -339,15 +337,14 @@ def test_unknown_job_is_one_line(calls, capsys):
     assert "training job dlx-nope-20261128-104512: no such job in us-east-1" in one_error_line(capsys)
 
 
-def test_pytorch_topics_get_torchrun_on_several_instances(calls):
-    pytorch = dataclasses.replace(get_topic("mnist-mlp"), framework="pytorch")
-    spec = jobs.JobSpec(topic=pytorch, dataset="digits", params=pytorch.params(), seed=0, role=ROLE,
-                        bucket=BUCKET, image=IMAGE, instance_count=2)
-    request = jobs.launch(spec, aws.session(REGION), dry_run=True).request
-    assert request["Environment"] == {"DLX_DISTRIBUTION": "torchrun"}
-    assert request["ResourceConfig"]["InstanceCount"] == 2
-    with pytest.raises(DlxError, match="only PyTorch topics run distributed"):
-        jobs.check(dataclasses.replace(spec, topic=get_topic("mnist-mlp")))
+def test_several_instances_are_refused_until_a_topic_trains_distributed(calls):
+    for name in ("mnist-mlp", "pytorch-gd"):
+        topic = get_topic(name)
+        spec = jobs.JobSpec(topic=topic, dataset=topic.default_dataset, params=topic.params(), seed=0, role=ROLE,
+                            bucket=BUCKET, image=IMAGE, instance_count=2)
+        with pytest.raises(DlxError, match="no topic runs distributed data parallel yet"):
+            jobs.check(spec)
+    assert calls == []
 
 
 def test_job_names_follow_sagemaker_rules():
