@@ -17,6 +17,11 @@ _MODULES = (
     "components.topics.mnist_mlp",
     "components.topics.mnist_cnn",
     "components.topics.pytorch_gd",
+    "components.topics.cf_gd",
+    "components.topics.cf_regularized",
+    "components.topics.catvar_keras",
+    "components.topics.catvar_split",
+    "components.topics.catvar_homebrew",
 )
 
 

@@ -1,4 +1,4 @@
-"""report.html: one self-contained page per run (plots inlined), readable with no server."""
+"""report.html: one self-contained page per run (plots and interactive HTML inlined), readable with no server."""
 from __future__ import annotations
 
 import base64
@@ -37,6 +37,15 @@ def _image(path: Path) -> str:
     return f'<figure><img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}"></figure>'
 
 
+def _frame(path: Path) -> str:
+    """A standalone HTML artifact (e.g. a Bokeh plot with inlined resources) shown in place: the
+    whole page goes into srcdoc, so report.html stays one file that opens offline."""
+    page = html.escape(path.read_text(encoding="utf-8"), quote=True)
+    return (f'<figure><iframe title="{html.escape(path.stem)}" srcdoc="{page}" '
+            'style="width: 100%; height: 680px; border: 1px solid #eee"></iframe>'
+            f"<figcaption>{html.escape(path.name)}</figcaption></figure>")
+
+
 def render(metrics: dict, plot_dir: Path) -> str:
     """The page for one run's metrics; plots named in metrics["plots"] are read from plot_dir."""
     names = list(metrics["test"])
@@ -59,10 +68,22 @@ def render(metrics: dict, plot_dir: Path) -> str:
         parts += ["<h2>Per class</h2>",
                   _table(["class", "precision", "recall", "f1", "support"],
                          [[c, v["precision"], v["recall"], v["f1"], v["support"]] for c, v in metrics["per_class"].items()])]
+    if "embedding_check" in metrics:
+        parts += ["<h2>Random forest on the embeddings</h2>",
+                  "<p>out-of-bag R² of a random forest predicting training ratings from the learned "
+                  "user and item embeddings, against one given the raw ids</p>",
+                  _table(["features", "OOB R²"], [[k, v] for k, v in metrics["embedding_check"].items()])]
+    for key, heading in (("item_bias_top", "Most positive item biases"), ("item_bias_bottom", "Most negative item biases")):
+        if key in metrics:
+            parts += [f"<h2>{heading}</h2>",
+                      _table(["item", "bias", "training ratings"], [[e["item"], e["bias"], e["ratings"]] for e in metrics[key]])]
     parts += ["<h2>Parameters</h2>", _table(["name", "value"], [[k, v] for k, v in metrics["params"].items()])]
     plots = metrics.get("plots", [])
     if plots:
         parts += ["<h2>Plots</h2>"] + [_image(plot_dir / name) for name in plots]
+    interactive = metrics.get("interactive", [])
+    if interactive:
+        parts += ["<h2>Interactive</h2>"] + [_frame(plot_dir / name) for name in interactive]
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>dlx {html.escape(metrics['topic'])}</title><style>{_STYLE}</style></head><body>"

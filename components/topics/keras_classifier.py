@@ -1,7 +1,8 @@
 """Training and evaluation shared by the Keras image classifiers (mnist-mlp, mnist-cnn).
 
 The topics differ only in their network; scaling, the optimiser, the fit loop, saving and
-evaluation are this one piece of code. Keras is imported inside the functions because it
+evaluation are this one piece of code. The fit loop with checkpoint/resume and saving
+(fit_and_save) also serves the Keras ratings topics (catvar-*). Keras is imported inside the functions because it
 fixes its backend (TensorFlow or PyTorch) at first import, from KERAS_BACKEND.
 """
 from __future__ import annotations
@@ -106,28 +107,37 @@ def train_classifier(
     build: BuildModel, dataset_dir: Path, model_dir: Path, params: KerasParams, seed: int,
     checkpoint_dir: Path | None = None,
 ) -> dict:
-    """Fit the network, then write model.keras, params.json, history.json and train.json.
+    """Fit the network on the digits' training split and write the model dir (see fit_and_save)."""
+    keras = import_keras(params.backend)
+    keras.utils.set_random_seed(seed)
+    arrays, meta = load_dataset(dataset_dir)
+    x_train, x_val = _inputs(arrays["x_train"], meta), _inputs(arrays["x_val"], meta)
+    n_classes = len(meta["schema"]["y"]["classes"])
+    model = build(keras, x_train.shape[1:], n_classes, params)
+    return fit_and_save(keras, model, (x_train, arrays["y_train"]), (x_val, arrays["y_val"]), params, seed, meta,
+                        model_dir, checkpoint_dir, loss="sparse_categorical_crossentropy", metric="accuracy")
+
+
+def fit_and_save(
+    keras: Any, model: Any, train: tuple[Any, np.ndarray], val: tuple[Any, np.ndarray], params: KerasParams,
+    seed: int, meta: dict, model_dir: Path, checkpoint_dir: Path | None, *, loss: str, metric: Any,
+) -> dict:
+    """Compile and fit ``model``, then write model.keras, params.json, history.json and train.json.
+
+    Shared by every Keras topic (classifiers and the catvar regressions): inputs are whatever the
+    model takes (an array, or a dict of arrays for several inputs); ``metric`` is a Keras metric
+    or its name, and the summary reports its last validation value.
 
     With ``checkpoint_dir`` the weights, optimizer state and epoch log are saved there after
     every epoch, and a rerun of the same run (same parameters, seed and data) continues after
     the last saved epoch; a finished run's checkpoint is kept, so rerunning it trains nothing.
     """
-    keras = import_keras(params.backend)
-    keras.utils.set_random_seed(seed)
-    arrays, meta = load_dataset(dataset_dir)
-    x_train, x_val = _inputs(arrays["x_train"], meta), _inputs(arrays["x_val"], meta)
-    y_train, y_val = arrays["y_train"], arrays["y_val"]
-    n_classes = len(meta["schema"]["y"]["classes"])
-
-    model = build(keras, x_train.shape[1:], n_classes, params)
-    steps = params.epochs * -(-len(x_train) // params.batch_size)
-    model.compile(
-        optimizer=_optimizer(keras, params, steps),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    (x_train, y_train), (x_val, y_val) = train, val
+    metric_name = metric if isinstance(metric, str) else metric.name
+    steps = params.epochs * -(-len(y_train) // params.batch_size)
+    model.compile(optimizer=_optimizer(keras, params, steps), loss=loss, metrics=[metric])
     print(
-        f"training on {len(x_train)} examples, validating on {len(x_val)}; "
+        f"training on {len(y_train)} examples, validating on {len(y_val)}; "
         f"{model.count_params():,} parameters; Keras backend {keras.backend.backend()}",
         flush=True,
     )
@@ -153,11 +163,11 @@ def train_classifier(
     seconds = log.seconds_before() + time.perf_counter() - log.started
     summary = {
         "train_seconds": round(seconds, 2),
-        "samples_per_second": round(params.epochs * len(x_train) / seconds, 1),
+        "samples_per_second": round(params.epochs * len(y_train) / seconds, 1),
         "parameters": int(model.count_params()),
         "backend": keras.backend.backend(),
         "seed": seed,
-        "val_accuracy": log.history["val_accuracy"][-1],
+        f"val_{metric_name}": log.history[f"val_{metric_name}"][-1],
     }
     with atomic_dir(model_dir) as tmp:
         model.save(tmp / "model.keras")

@@ -8,7 +8,6 @@ from its per-epoch checkpoint repeats the uninterrupted run bit for bit.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,14 +16,11 @@ import numpy as np
 
 from components import evaluate as shared
 from components.data import load_dataset
-from components.errors import DlxError
-from components.files import atomic_dir, read_json, write_json
+from components.files import read_json
 from components.params import help_field, to_dict
 from components.registry import Topic
-from components.epoch_log import EpochLog
-
-STATE_FILE = "state.pt"
-MODEL_FILE = "model.pt"
+from components.topics.torch_common import (MODEL_FILE, HandSGD, open_log, pick_device, restore_state, save_state,
+                                            train_seconds, write_model_dir)
 
 
 @dataclass(frozen=True)
@@ -44,55 +40,6 @@ class Params:
             raise ValueError("learning_rate must be positive")
         if not 0 <= self.momentum < 1:
             raise ValueError("momentum must be in [0, 1)")
-
-
-class HandSGD:
-    """SGD written out, with torch.optim's step/zero_grad/state_dict interface so the loop takes either.
-
-    momentum 0: ``p -= lr * grad``. Otherwise ``v = mu * v + grad; p -= lr * v``, which is
-    torch.optim.SGD with dampening 0 and no Nesterov (its first buffer is the gradient itself,
-    and mu * 0 + grad is exactly that).
-    """
-
-    def __init__(self, params: list[Any], lr: float, momentum: float = 0.0) -> None:
-        import torch
-
-        self.params, self.lr, self.momentum = params, lr, momentum
-        self.velocity = [torch.zeros_like(p) for p in params] if momentum else []
-
-    def step(self) -> None:
-        import torch
-
-        with torch.no_grad():
-            if not self.momentum:
-                for p in self.params:
-                    p -= self.lr * p.grad
-                return
-            for p, v in zip(self.params, self.velocity):
-                v.mul_(self.momentum).add_(p.grad)
-                p -= self.lr * v
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    def state_dict(self) -> dict:
-        return {"velocity": self.velocity}
-
-    def load_state_dict(self, state: dict) -> None:
-        for v, saved in zip(self.velocity, state["velocity"], strict=True):
-            v.copy_(saved)
-
-
-def pick_device(requested: str) -> str:
-    import torch
-
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise DlxError(f"device=cuda was asked for but CUDA is not available to torch {torch.__version__}; "
-                       "use device=auto or device=cpu")
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
 
 
 def make_optimizer(name: str, tensors: list[Any], params: Params) -> Any:
@@ -136,10 +83,9 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
     optimizer = make_optimizer(params.optimizer, [weight, bias], params)
     run = {"params": to_dict(params), "seed": seed,
            **{key: meta[key] for key in ("dataset", "inputs", "splits", "seed")}}
-    if checkpoint_dir is not None:
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    log = EpochLog(checkpoint_dir / "epochs.json" if checkpoint_dir else None, run)
-    start = _restore(checkpoint_dir, log, weight, bias, optimizer, device)
+    log = open_log(checkpoint_dir, run)
+    tensors = {"weight": weight, "bias": bias}
+    start, _ = restore_state(checkpoint_dir, log, tensors, optimizer, device)
     print(f"training on {len(x)} examples, validating on {len(x_val)}; {x.shape[1] + 1} parameters; "
           f"optimizer {params.optimizer}; device {device}", flush=True)
     for epoch in range(start, params.epochs):
@@ -151,11 +97,10 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
         log.on_epoch_end(epoch, scores)
         print(f"epoch {epoch + 1}/{params.epochs}: train mse {scores['mse']:.4f}  val mse {scores['val_mse']:.4f}",
               flush=True)
-        if checkpoint_dir is not None:
-            _save_state(checkpoint_dir / STATE_FILE, epoch + 1, weight, bias, optimizer)
+        save_state(checkpoint_dir, epoch + 1, tensors, optimizer)
     if log.first_epoch is None:
         print(f"the checkpoint in {checkpoint_dir} holds all {params.epochs} epochs; nothing left to train", flush=True)
-    seconds = log.seconds_before() + time.perf_counter() - log.started
+    seconds = train_seconds(log)
     summary = {
         "train_seconds": round(seconds, 2),
         "samples_per_second": round(params.epochs * len(x) / seconds, 1),
@@ -164,41 +109,8 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
         "seed": seed,
         "val_mse": log.history["val_mse"][-1],
     }
-    with atomic_dir(model_dir) as tmp:
-        torch.save({"weight": weight.detach().cpu(), "bias": bias.detach().cpu()}, tmp / MODEL_FILE)
-        write_json(tmp / "params.json", to_dict(params))
-        write_json(tmp / "history.json", log.history)
-        write_json(tmp / "train.json", summary)
+    write_model_dir(model_dir, tensors, params, log.history, summary)
     return summary
-
-
-def _save_state(path: Path, epochs_done: int, weight: Any, bias: Any, optimizer: Any) -> None:
-    """Written to a temp file and renamed, so a kill mid-save leaves the previous epoch's state."""
-    import torch
-
-    partial = path.with_name(path.name + ".partial")
-    torch.save({"epoch": epochs_done, "weight": weight.detach(), "bias": bias.detach(),
-                "optimizer": optimizer.state_dict()}, partial)
-    partial.replace(path)
-
-
-def _restore(checkpoint_dir: Path | None, log: EpochLog, weight: Any, bias: Any, optimizer: Any, device: str) -> int:
-    """Load the saved state into the tensors and return the epoch to start from (0: nothing to resume).
-
-    The epoch log is written before the state each epoch, so an empty log (another run's, or
-    none) means any state beside it is stale.
-    """
-    import torch
-
-    path = checkpoint_dir / STATE_FILE if checkpoint_dir is not None else None
-    if path is None or not log.epochs or not path.is_file():
-        return 0
-    state = torch.load(path, map_location=device, weights_only=True)
-    with torch.no_grad():
-        weight.copy_(state["weight"])
-        bias.copy_(state["bias"])
-    optimizer.load_state_dict(state["optimizer"])
-    return state["epoch"]
 
 
 def _load_model(model_dir: Path) -> tuple[np.ndarray, float]:
