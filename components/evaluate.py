@@ -63,6 +63,14 @@ def pyplot() -> Any:
     return plt
 
 
+def save_figure(fig: Any, path: Path) -> str:
+    """Write a matplotlib figure as PNG, free its memory, and return the file name for "plots"."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    pyplot().close(fig)
+    return path.name
+
+
 def plot_learning_curves(history: dict[str, list[float]], path: Path) -> str:
     """One panel per metric, train and validation side by side; returns the file name."""
     plt = pyplot()
@@ -79,10 +87,7 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path) -> str:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return save_figure(fig, path)
 
 
 def plot_confusion_matrix(confusion: dict, path: Path) -> str:
@@ -97,10 +102,7 @@ def plot_confusion_matrix(confusion: dict, path: Path) -> str:
     for (i, j), count in np.ndenumerate(matrix):
         ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
                 color="white" if count > threshold else "black")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return save_figure(fig, path)
 
 
 def plot_misclassified(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, path: Path, limit: int = 32) -> str:
@@ -116,10 +118,7 @@ def plot_misclassified(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarra
         ax.imshow(images[index], cmap="gray_r")
         ax.set_title(f"{y_true[index]}→{y_pred[index]}", fontsize=8)
     fig.suptitle(f"misclassified test images ({int((y_true != y_pred).sum())} in all, first {len(wrong)})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return save_figure(fig, path)
 
 
 def best_baseline(metrics: dict, topic: Topic) -> tuple[str, float] | None:

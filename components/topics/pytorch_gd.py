@@ -166,10 +166,7 @@ def _plot_predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, path: Path) 
     ax.set(xlabel="true y", ylabel="predicted y", title="test split: predicted vs true")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return shared.save_figure(fig, path)
 
 
 TOPIC = Topic(
