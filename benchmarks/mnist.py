@@ -20,31 +20,25 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from benchmarks.common import merge_results, train_and_evaluate
+
 ROOT = Path(__file__).resolve().parents[1]
 _TASK_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) - INFO - (Executing task|Task) .*?'(\w+)'")
 
 
 def quality(data_dir: str, topics: list[str], seed: int) -> list[dict]:
-    from components import steps
+    def row(topic: str, summary: dict, metrics: dict) -> dict:
+        return {
+            "topic": topic,
+            "test_accuracy": metrics["test"]["accuracy"],
+            "train_seconds": summary["train_seconds"],
+            "samples_per_second": summary["samples_per_second"],
+            "random_forest_accuracy": metrics["baseline"]["random_forest"]["accuracy"],
+            "parameters": summary["parameters"],
+            "epochs": metrics["params"]["epochs"],
+        }
 
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="dlx-bench-") as tmp:
-        dataset = Path(tmp) / "dataset"
-        steps.prepare("mnist", data_dir, seed, dataset)
-        for topic in topics:
-            print(f"== {topic} on mnist", flush=True)
-            summary = steps.train(topic, "{}", seed, dataset, Path(tmp) / topic / "model")
-            metrics = steps.evaluate(topic, dataset, Path(tmp) / topic / "model", Path(tmp) / topic / "eval")
-            rows.append({
-                "topic": topic,
-                "test_accuracy": metrics["test"]["accuracy"],
-                "train_seconds": summary["train_seconds"],
-                "samples_per_second": summary["samples_per_second"],
-                "random_forest_accuracy": metrics["baseline"]["random_forest"]["accuracy"],
-                "parameters": summary["parameters"],
-                "epochs": metrics["params"]["epochs"],
-            })
-    return rows
+    return train_and_evaluate("mnist", data_dir, topics, seed, row)
 
 
 def _timed(command: list[str], cwd: Path) -> tuple[float, str]:
@@ -117,14 +111,7 @@ def main() -> None:
         print(f"\npipeline overhead ({cost['topic']} on digits): dlx run {cost['dlx_run_seconds']} s vs one process "
               f"{cost['direct_seconds']} s -> ratio {cost['ratio']}; training itself {cost['train_seconds']} s; "
               f"per task {cost['task_seconds']}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(out.read_text()) if out.exists() else {}
-    results.setdefault("quality", {}).update({r["topic"]: r for r in rows})
-    if cost:
-        results["overhead"] = cost
-    results["cpus"] = os.cpu_count()
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out = merge_results(args.out, "quality", rows, **({"overhead": cost} if cost else {}))
     print(f"merged into {out}")
 
 

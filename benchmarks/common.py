@@ -1,0 +1,37 @@
+"""What every benchmark does: prepare a data set once, train and evaluate topics on it with their
+defaults in this process, and merge the figures into a JSON results file."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def train_and_evaluate(dataset: str, data_dir: str, topics: list[str], seed: int, row: Callable[[str, dict, dict], dict],
+                       options: dict[str, str] | None = None) -> list[dict]:
+    """One ``row(topic, train summary, metrics)`` per topic, all on one prepared data set."""
+    from components import steps
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dlx-bench-") as tmp:
+        prepared = Path(tmp) / "dataset"
+        steps.prepare(dataset, data_dir, seed, prepared, json.dumps(options or {}))
+        for topic in topics:
+            print(f"== {topic} on {dataset}", flush=True)
+            model, evaluation = Path(tmp) / topic / "model", Path(tmp) / topic / "eval"
+            summary = steps.train(topic, "{}", seed, prepared, model)
+            rows.append(row(topic, summary, steps.evaluate(topic, prepared, model, evaluation)))
+    return rows
+
+
+def merge_results(path: str | Path, section: str, rows: list[dict], **extra: object) -> Path:
+    """Merge ``rows`` (keyed by topic) into ``section`` of the JSON file, keeping earlier entries."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    results.setdefault(section, {}).update({r["topic"]: r for r in rows})
+    results.update(extra, cpus=os.cpu_count())
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    return out
