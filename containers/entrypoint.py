@@ -99,24 +99,24 @@ def read_job(layout: Layout) -> Job:
                _data_dir(layout, dataset), options)
 
 
+def _json_object(name: str, text: str, example: str) -> dict:
+    """A hyperparameter that holds a JSON object (SageMaker passes every value as a string)."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise DlxError(f"hyperparameter {name} is not JSON ({exc}); write it like {example}") from None
+    if not isinstance(value, dict):
+        raise DlxError(f"hyperparameter {name} must be a JSON object like {example}, not {text}")
+    return value
+
+
 def _params(topic: Topic, text: str) -> Any:
     """The launcher sends every parameter (defaults and presets resolved) as one JSON object."""
-    try:
-        values = json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise DlxError(f"hyperparameter params_json is not JSON ({exc}); write it like {{\"epochs\": 5}}") from None
-    if not isinstance(values, dict):
-        raise DlxError(f"hyperparameter params_json must be a JSON object like {{\"epochs\": 5}}, not {text}")
-    return from_dict(topic.params, values, topic.name)
+    return from_dict(topic.params, _json_object("params_json", text, '{"epochs": 5}'), topic.name)
 
 
 def _dataset_options(dataset: str, text: str) -> str:
-    try:
-        options = json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise DlxError(f"hyperparameter dataset_options is not JSON ({exc}); write it like {{\"split\": \"u1\"}}") from None
-    if not isinstance(options, dict):
-        raise DlxError(f"hyperparameter dataset_options must be a JSON object like {{\"split\": \"u1\"}}, not {text}")
+    options = _json_object("dataset_options", text, '{"split": "u1"}')
     parse_options(dataset, {str(k): str(v) for k, v in options.items()})
     return text
 
