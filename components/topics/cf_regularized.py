@@ -30,13 +30,13 @@ from components.topics.torch_common import open_log, pick_device, restore_state,
 class Params:
     optimizer: Literal["momentum", "adagrad", "adam", "sgd"] = help_field(
         "adam", "momentum/adagrad written by hand, or torch.optim's Adam or SGD (with `momentum`)")
-    learning_rate: float = help_field(0.005, "step size")
+    learning_rate: float = help_field(0.002, "step size")
     momentum: float = help_field(0.9, "momentum coefficient of momentum and sgd")
     weight_decay: float = help_field(
         0.1, "L2 penalty on the factors and biases of each batch's users and items")
-    factors: int = help_field(50, "length of each user's and item's factor vector")
+    factors: int = help_field(20, "length of each user's and item's factor vector")
     init_std: float = help_field(0.01, "standard deviation of the random initial factors")
-    batch_size: int = help_field(1024, "ratings per minibatch")
+    batch_size: int = help_field(128, "ratings per minibatch")
     epochs: int = help_field(30, "most passes over the shuffled training ratings")
     patience: int = help_field(3, "stop after this many epochs without a better validation RMSE; 0 = never stop early")
     y_range: tuple[float, ...] = help_field(
