@@ -33,35 +33,39 @@ SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
-class Params:
-    optimizer: Literal["momentum", "adagrad"] = help_field(
-        "adagrad", "hand-written update: gradient descent with momentum, or AdaGrad")
+class FactorParams:
+    """The parameters both CF topics have, with their range checks; each topic sets its own defaults."""
+
     learning_rate: float = help_field(0.05, "step size")
-    momentum: float = help_field(0.9, "momentum coefficient (optimizer=momentum)")
+    momentum: float = help_field(0.9, "momentum coefficient of the momentum (and sgd) updates")
     factors: int = help_field(3, "length of each user's and item's factor vector")
     init_std: float = help_field(0.01, "standard deviation of the random initial factors")
     epochs: int = help_field(12, "epochs; each is steps_per_epoch full-batch steps, then validation and a checkpoint")
-    steps_per_epoch: int = help_field(10, "full-batch gradient steps per epoch")
     y_range: tuple[float, ...] = help_field(
         (0.0, 5.5), "lo,hi of the sigmoid output: a little wider than the ratings so the extremes are reachable")
     device: Literal["auto", "cpu", "cuda"] = help_field("auto", "where to train: auto picks CUDA when present")
 
     def __post_init__(self) -> None:
-        check_common(self)
+        if self.epochs < 1 or self.factors < 1:
+            raise ValueError("epochs and factors must be at least 1")
+        if self.learning_rate <= 0 or self.init_std < 0:
+            raise ValueError("learning_rate must be positive and init_std at least 0")
+        if not 0 <= self.momentum < 1:
+            raise ValueError("momentum must be in [0, 1)")
+        if len(self.y_range) != 2 or not self.y_range[0] < self.y_range[1]:
+            raise ValueError("y_range must be two numbers lo,hi with lo < hi, e.g. 0,5.5")
+
+
+@dataclass(frozen=True)
+class Params(FactorParams):
+    optimizer: Literal["momentum", "adagrad"] = help_field(
+        "adagrad", "hand-written update: gradient descent with momentum, or AdaGrad")
+    steps_per_epoch: int = help_field(10, "full-batch gradient steps per epoch")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.steps_per_epoch < 1:
             raise ValueError("steps_per_epoch must be at least 1")
-
-
-def check_common(params: Any) -> None:
-    """Range checks of the parameters both CF topics have; a ValueError names the parameter."""
-    if params.epochs < 1 or params.factors < 1:
-        raise ValueError("epochs and factors must be at least 1")
-    if params.learning_rate <= 0 or params.init_std < 0:
-        raise ValueError("learning_rate must be positive and init_std at least 0")
-    if not 0 <= params.momentum < 1:
-        raise ValueError("momentum must be in [0, 1)")
-    if len(params.y_range) != 2 or not params.y_range[0] < params.y_range[1]:
-        raise ValueError("y_range must be two numbers lo,hi with lo < hi, e.g. 0,5.5")
 
 
 @dataclass(frozen=True)

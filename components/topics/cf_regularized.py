@@ -27,24 +27,19 @@ from components.topics.torch_common import open_log, pick_device, restore_state,
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(cf_gd.FactorParams):
+    learning_rate: float = help_field(0.002, "step size")
+    factors: int = help_field(20, "length of each user's and item's factor vector")
+    epochs: int = help_field(30, "most passes over the shuffled training ratings")
     optimizer: Literal["momentum", "adagrad", "adam", "sgd"] = help_field(
         "adam", "momentum/adagrad written by hand, or torch.optim's Adam or SGD (with `momentum`)")
-    learning_rate: float = help_field(0.002, "step size")
-    momentum: float = help_field(0.9, "momentum coefficient of momentum and sgd")
     weight_decay: float = help_field(
         0.1, "L2 penalty on the factors and biases of each batch's users and items")
-    factors: int = help_field(20, "length of each user's and item's factor vector")
-    init_std: float = help_field(0.01, "standard deviation of the random initial factors")
     batch_size: int = help_field(128, "ratings per minibatch")
-    epochs: int = help_field(30, "most passes over the shuffled training ratings")
     patience: int = help_field(3, "stop after this many epochs without a better validation RMSE; 0 = never stop early")
-    y_range: tuple[float, ...] = help_field(
-        (0.0, 5.5), "lo,hi of the sigmoid output: a little wider than the ratings so the extremes are reachable")
-    device: Literal["auto", "cpu", "cuda"] = help_field("auto", "where to train: auto picks CUDA when present")
 
     def __post_init__(self) -> None:
-        cf_gd.check_common(self)
+        super().__post_init__()
         if self.batch_size < 1 or self.patience < 0 or self.weight_decay < 0:
             raise ValueError("batch_size must be at least 1, patience and weight_decay at least 0")
 
