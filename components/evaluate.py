@@ -123,6 +123,7 @@ def plot_misclassified(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarra
 
 def best_baseline(metrics: dict, topic: Topic) -> tuple[str, float] | None:
     """The strongest baseline on the topic's main metric, as (name, value)."""
+    topic = topic.for_dataset(metrics.get("dataset", ""))
     scored = [(name, values[topic.main_metric]) for name, values in metrics.get("baseline", {}).items()
               if topic.main_metric in values]
     if not scored:
@@ -133,6 +134,7 @@ def best_baseline(metrics: dict, topic: Topic) -> tuple[str, float] | None:
 
 def verdict(metrics: dict, topic: Topic) -> str:
     """The main test metric against the strongest baseline, in words, for summaries."""
+    topic = topic.for_dataset(metrics.get("dataset", ""))
     value = metrics["test"][topic.main_metric]
     line = f"test {topic.main_metric} {value:.4f}"
     base = best_baseline(metrics, topic)

@@ -5,6 +5,7 @@ Adding a topic is one module under components/topics/ that defines ``TOPIC`` and
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,11 @@ _MODULES = (
     "components.topics.catvar_keras",
     "components.topics.catvar_split",
     "components.topics.catvar_homebrew",
+    "components.topics.text_vectors",
+    "components.topics.random_embeddings",
+    "components.topics.word_embeddings",
+    "components.topics.text_gen",
+    "components.topics.rnn",
 )
 
 
@@ -52,6 +58,12 @@ class Topic:
     presets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Per-data-set defaults over the dataclass's (which suit the real data set), like nanoGPT's
     per-dataset configs: 1,300 digits need smaller batches and more epochs than 54,000 MNIST images."""
+    dataset_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Per-data-set default options under the user's --dataset-option (text-gen reads a text-file
+    as one plain stream: {"text-file:PATH": {"layout": "plain"}})."""
+    dataset_metrics: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
+    """Per-data-set (main_metric, higher_is_better) where the task differs with the data: rnn
+    regresses a signal (MSE) or classifies text (accuracy)."""
 
     @property
     def default_dataset(self) -> str:
@@ -61,15 +73,35 @@ class Topic:
         """``name`` (default: the offline data set) if this topic takes it; ``FAMILY:PATH`` in
         ``datasets`` admits any ``FAMILY:<path>`` (e.g. ratings-file:my.csv)."""
         name = name or self.default_dataset
-        family = name.split(":", 1)[0] + ":PATH" if ":" in name else None
-        if name not in self.datasets and family not in self.datasets:
+        if name not in self.datasets and _family(name) not in self.datasets:
             raise DlxError(f"topic {self.name} does not take data set '{name}'; valid: {', '.join(self.datasets)}")
         return name
 
     def params_for(self, dataset: str, overrides: Iterable[str] = ()) -> Any:
         """The dataclass defaults, then the data set's preset, then the user's NAME=VALUE overrides."""
-        preset = [f"{name}={value}" for name, value in self.presets.get(dataset, {}).items()]
+        preset = [f"{name}={value}" for name, value in _lookup(self.presets, dataset, {}).items()]
         return override(self.params, [*preset, *overrides], self.name)
+
+    def options_for(self, dataset: str, options: Mapping[str, str]) -> dict[str, str]:
+        """The topic's default options for ``dataset`` under the user's."""
+        return {**_lookup(self.dataset_options, dataset, {}), **options}
+
+    def for_dataset(self, dataset: str) -> Topic:
+        """This topic with the main metric it reports on ``dataset``."""
+        metric = _lookup(self.dataset_metrics, dataset, None)
+        if metric is None:
+            return self
+        return dataclasses.replace(self, main_metric=metric[0], higher_is_better=metric[1])
+
+
+def _family(dataset: str) -> str | None:
+    """``ratings-file:x.csv`` -> ``ratings-file:PATH``; None for a plain name."""
+    return dataset.split(":", 1)[0] + ":PATH" if ":" in dataset else None
+
+
+def _lookup(mapping: Mapping[str, Any], dataset: str, default: Any) -> Any:
+    """``mapping[dataset]``, else the entry of its family."""
+    return mapping.get(dataset, mapping.get(_family(dataset) or "", default))
 
 
 def topics() -> dict[str, Topic]:

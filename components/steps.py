@@ -10,7 +10,7 @@ from pathlib import Path
 
 from components.data import prepare_dataset
 from components.evaluate import evaluate_run
-from components.files import write_json
+from components.files import read_json, write_json
 from components.params import from_dict
 from components.promotion import promote
 from components.registry import get_topic
@@ -43,7 +43,7 @@ def evaluate(
 
     The decision lands in ``out_dir``/promotion.json and under "promotion" in metrics.json.
     """
-    spec = get_topic(topic)
+    spec = get_topic(topic).for_dataset(read_json(Path(dataset_dir) / "meta.json")["dataset"])
     out_dir = Path(out_dir)
     metrics = evaluate_run(spec, Path(dataset_dir), Path(model_dir), out_dir)
     if champion:

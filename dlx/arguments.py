@@ -49,7 +49,7 @@ def resolve_job(args: argparse.Namespace, *, local_data: bool = True) -> Job:
     """``local_data``: the data dir is read on this machine, so a local path must exist."""
     topic = get_topic(args.topic)
     dataset = topic.check_dataset(args.dataset)
-    options = dict(split_pair(item) for item in args.dataset_option)
+    options = topic.options_for(dataset, dict(split_pair(item) for item in args.dataset_option))
     parse_options(dataset, options)
     if local_data and args.data_dir and "://" not in args.data_dir and not Path(args.data_dir).is_dir():
         raise DlxError(f"--data-dir {args.data_dir} is not a directory; "

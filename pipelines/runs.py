@@ -20,6 +20,7 @@ def run_rows(root: Path, topic: str | None = None) -> list[tuple[str, ...]]:
         spec = registry.get(metrics.get("topic", ""))
         if spec is None or (topic and spec.name != topic):
             continue
+        spec = spec.for_dataset(metrics["dataset"])
         value = metrics["test"].get(spec.main_metric)
         base = best_baseline(metrics, spec)
         changed = differences(spec.params_for(metrics["dataset"]), metrics["params"])
