@@ -125,8 +125,8 @@ def launch(spec: JobSpec, session: Any, *, dry_run: bool = False) -> Launch:
     check(spec)
     s3 = session.client("s3")
     check_bucket(s3, spec.bucket, session.region_name)
-    staging = stage(s3, spec.bucket, spec.dataset, spec.data_dir,
-                    tags={"project": "dlx", "dlx:dataset": spec.dataset}, dry_run=dry_run)
+    staging = stage(s3, spec.bucket, spec.dataset, spec.data_dir, tags={"project": "dlx", "dlx:dataset": spec.dataset},
+                    options=spec.dataset_options, dry_run=dry_run)
     name = job_name(spec.topic.name)
     request = build_request(spec, session, name, staging.uri if staging else None)
     if not dry_run:

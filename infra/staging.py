@@ -6,7 +6,8 @@ Each object carries its file's sha256 in its metadata (and S3 checks the upload 
 hash): a file whose object already holds that hash is not uploaded again, so relaunching costs
 nothing. The files are found by the same lookup the loaders use (--data-dir, $DLX_DATA_DIR, cache,
 download) and loaded once before staging, so a corrupt file fails here, not on a paid instance.
-Bundled data sets (digits) have nothing to stage.
+Bundled data sets (digits) have nothing to stage; a file data set (``ratings-file:PATH``) must
+already name an s3:// object, which the job reads itself.
 """
 from __future__ import annotations
 
@@ -18,17 +19,22 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from components.data import get_dataset
+from components.data import get_dataset, parse_options
 from components.data.fetch import locate
 from components.data.images import MNIST_FILES, MNIST_SHA256, MNIST_URL
+from components.data.ratings import ML100K_SHA256, ML100K_URL, ML_LATEST_URL
+from components.data.storage import is_s3_uri
 from components.errors import DlxError
 from infra.aws import aws_errors
 
 PREFIX = "dlx/data"
 
-# dataset -> (file names, download mirror, sha256 of the downloads), as the loader looks them up
+# dataset -> (file names, download mirror, sha256 of the downloads), as the loader looks them up;
+# every file any of the data set's options reads, so one staged prefix serves them all
 _SOURCES = {
     "mnist": (tuple(name for pair in MNIST_FILES.values() for name in pair), MNIST_URL, MNIST_SHA256),
+    "movielens-100k": (tuple(ML100K_SHA256), ML100K_URL, ML100K_SHA256),
+    "movielens-latest-small": (("ratings.csv", "movies.csv"), ML_LATEST_URL, {}),
 }
 
 
@@ -61,17 +67,23 @@ def check_bucket(s3: Any, bucket: str, region: str) -> None:
 
 
 def stage(s3: Any, bucket: str, dataset: str, data_dir: str | None, *, tags: Mapping[str, str],
-          dry_run: bool = False) -> Staging | None:
-    """Upload the data set's files that S3 lacks (none with ``dry_run``); None for bundled data."""
+          options: Mapping[str, str] | None = None, dry_run: bool = False) -> Staging | None:
+    """Upload the data set's files that S3 lacks (none with ``dry_run``); None when the job
+    needs no channel (bundled data, or a file data set naming an s3:// object)."""
     spec = get_dataset(dataset)
     if not spec.needs_location:
         if data_dir:
-            raise DlxError(f"dataset {dataset!r} is bundled and takes no data dir; drop --data-dir")
+            raise DlxError(f"dataset {dataset!r} is bundled or names its file, and takes no data dir; drop --data-dir")
+        family, _, path = dataset.partition(":")
+        if path and not is_s3_uri(path):
+            raise DlxError(f"{path}: a SageMaker job cannot read a file on this machine; upload it "
+                           f"(aws s3 cp {path} s3://BUCKET/...) and pass --dataset {family}:s3://BUCKET/...")
         return None
     if dataset not in _SOURCES:
-        raise DlxError(f"dataset {dataset!r} cannot be staged for SageMaker yet; use a bundled data set")
+        raise DlxError(f"dataset {dataset!r} cannot be staged for SageMaker yet; stageable: {', '.join(_SOURCES)}")
     names, base_url, checksums = _SOURCES[dataset]
-    spec.load(data_dir, 0, 0.1)
+    chosen = parse_options(dataset, options)
+    spec.load(data_dir, 0, 0.1, *([chosen] if chosen else []))
     with locate(dataset, names, data_dir=data_dir, base_url=base_url, checksums=checksums) as located:
         paths = sorted(located.files.values(), key=lambda p: p.name)
         hashes = {path.name: _sha256(path) for path in paths}

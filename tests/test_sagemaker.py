@@ -170,6 +170,31 @@ def test_bundled_data_has_no_channel_and_on_demand_no_max_wait(calls):
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 600}
 
 
+def test_movielens_files_are_staged_for_every_split_and_options_reach_the_job(calls, tmp_path):
+    from test_ratings_data import _ml100k
+
+    folder = _ml100k(tmp_path / "ml")
+    assert main(["sagemaker", "train", "cf-regularized", "--role", ROLE, "--bucket", BUCKET, "--image", IMAGE,
+                 "--dataset", "movielens-100k", "--dataset-option", "split=u1", "--data-dir", str(folder)]) == 0
+    assert sorted(p["Key"].rsplit("/", 1)[1] for p in sent(calls, "PutObject")) == [
+        "u.data", "u.genre", "u.item", "u1.base", "u1.test"]
+    [request] = sent(calls, "CreateTrainingJob")
+    assert "/dlx/data/movielens-100k/" in request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert json.loads(request["HyperParameters"]["dataset_options"]) == {"split": "u1"}
+
+
+def test_a_local_file_data_set_is_refused_and_an_s3_one_needs_no_channel(calls, tmp_path, capsys):
+    local = tmp_path / "ratings.csv"
+    local.write_text("user,item,rating\n1,1,5\n")
+    args = ["sagemaker", "train", "cf-regularized", "--role", ROLE, "--bucket", BUCKET, "--image", IMAGE, "--dataset"]
+    assert main([*args, f"ratings-file:{local}"]) == 2
+    assert "cannot read a file on this machine" in one_error_line(capsys)
+    assert sent(calls, "CreateTrainingJob") == []
+    assert main([*args, f"ratings-file:s3://{BUCKET}/ratings.csv"]) == 0
+    [request] = sent(calls, "CreateTrainingJob")
+    assert "InputDataConfig" not in request and request["HyperParameters"]["dataset"] == f"ratings-file:s3://{BUCKET}/ratings.csv"
+
+
 def test_role_bucket_image_and_region_come_from_dlx_toml(calls, tmp_path, monkeypatch):
     config = tmp_path / "dlx.toml"
     config.write_text(f'[aws]\nregion = "{REGION}"\nbucket = "{BUCKET}"\nrole_arn = "{ROLE}"\nimage_uri = "{IMAGE}"\n')
