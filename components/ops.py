@@ -38,6 +38,7 @@ def evaluate(
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
     report: Output[HTML],
+    interactive: Output[HTML],
     champion: str = "",
     margin: float = 0.0,
     run_id: str = "",
@@ -46,6 +47,7 @@ def evaluate(
     from pathlib import Path
 
     from components import steps
+    from components.report import interactive_page
 
     result = steps.evaluate(topic, dataset.path, model.path, evaluation.path, champion=champion, margin=margin,
                             model_uri=model.uri, run_id=run_id)
@@ -60,6 +62,7 @@ def evaluate(
         confusion = result["confusion_matrix"]
         classification.log_confusion_matrix(confusion["labels"], confusion["matrix"])
     shutil.copyfile(Path(evaluation.path) / "report.html", report.path)
+    Path(interactive.path).write_text(interactive_page(result, Path(evaluation.path)), encoding="utf-8")
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,17 @@ def render(metrics: dict, plot_dir: Path) -> str:
     )
 
 
+def interactive_page(metrics: dict, plot_dir: Path) -> str:
+    """The run's interactive figures as one page, for the Kubeflow UI's HTML viewer: the figure
+    itself when there is one (e.g. the Bokeh map of the item embeddings), else a short note."""
+    names = metrics.get("interactive", [])
+    if len(names) == 1:
+        return (plot_dir / names[0]).read_text(encoding="utf-8")
+    body = "".join(_frame(plot_dir / name) for name in names) or (
+        f"<p>{html.escape(metrics['topic'])} draws no interactive figure; its plots are in the report.</p>")
+    return f"<!doctype html><html><head><meta charset='utf-8'><style>{_STYLE}</style></head><body>{body}</body></html>\n"
+
+
 def write_report(metrics: dict, plot_dir: Path, path: Path) -> Path:
     path.write_text(render(metrics, plot_dir), encoding="utf-8")
     return path

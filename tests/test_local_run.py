@@ -54,3 +54,19 @@ def test_failing_step_ends_in_one_line_and_no_complete_run(tmp_path, capsys, fak
     (failed,) = runs.iterdir()
     assert failed.name.endswith(".failed") and not (failed / "metrics.json").exists()
     assert "pipeline.log" in captured.err
+
+
+def test_ratings_topic_runs_locally_with_its_embedding_map_as_an_html_artifact(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    options = ["users=80", "items=50", "density=0.4"]
+    assert main(["run", "cf-regularized", "--param", "epochs=15", "--runs-dir", str(runs),
+                 *(f"--dataset-option={option}" for option in options)]) == 0
+    (run_dir,) = runs.iterdir()
+    metrics = read_json(run_dir / "metrics.json")
+    assert metrics["dataset"] == "synthetic-ratings"
+    assert read_json(run_dir / "prepare" / "dataset" / "meta.json")["options"]["users"] == 80
+    assert metrics["test"]["rmse"] < metrics["baseline"]["global_mean"]["rmse"]
+    assert "item_bias_top" in metrics and (run_dir / "train" / "model" / "model.pt").is_file()
+    page = (run_dir / "evaluate" / "interactive").read_text()
+    assert "Bokeh" in page and "item embeddings" in page
+    assert "beats the" in capsys.readouterr().out
