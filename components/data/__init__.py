@@ -6,8 +6,9 @@ regression) are read with `load_dataset`, ratings artifacts with `load_ratings`;
 the other kind.
 
 Some datasets take options (`prepare_dataset(..., options={"users": "200"})`), declared as a
-frozen dataclass per dataset and parsed like topic parameters. `ratings-file:PATH` is a family:
-any name with that prefix is the generic file loader bound to PATH.
+frozen dataclass per dataset and parsed like topic parameters. An entry named `FAMILY:PATH`
+(`ratings-file:PATH`, `text-file:PATH`) is a family: any `FAMILY:<path>` is its loader bound to
+<path>.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from components.data import images, ratings, regression
+from components.data import corpus, images, ratings, regression, sequences, text
 from components.data.artifact import check_target, read_artifact, write_artifact
 from components.data.ratings import load_ratings
 from components.errors import DlxError
@@ -30,7 +31,7 @@ from components.params import override, to_dict
 # (data_dir, seed, val_fraction[, options]) -> (arrays or DataFrames, meta fields: source, inputs,
 # splits, schema); the options instance is passed only to datasets that declare an options class
 Loader = Callable[..., tuple[dict, dict]]
-FILE_PREFIX = "ratings-file:"
+FAMILY_PATH = ":PATH"  # suffix of a family entry: `ratings-file:PATH` serves every `ratings-file:<path>`
 
 __all__ = ["DATASETS", "DatasetSpec", "get_dataset", "load_dataset", "load_ratings", "parse_options", "prepare_dataset"]
 
@@ -52,6 +53,8 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in [
                 "images", needs_location=True, load=images.load_mnist),
     DatasetSpec("regression", "generated linear regression, 10 features, known coefficients and noise (offline)",
                 "regression", needs_location=False, load=regression.load_regression),
+    DatasetSpec("sine", "generated noisy sine / composite signal in time order, known noise level (offline)",
+                "sequences", needs_location=False, load=sequences.load_sine, options=sequences.SineOptions),
     DatasetSpec("synthetic-ratings", "low-rank users x items ratings with biases and known Gaussian noise (offline)",
                 "ratings", needs_location=False, load=ratings.load_synthetic, options=ratings.SyntheticOptions),
     DatasetSpec("movielens-100k", "MovieLens 100K, 100k ratings 1..5, 943 users x 1,682 movies (dir, s3:// or download)",
@@ -59,18 +62,32 @@ DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in [
                 options=ratings.MovieLens100kOptions),
     DatasetSpec("movielens-latest-small", "MovieLens latest-small, ratings.csv/movies.csv, half stars (dir or s3://)",
                 "ratings", needs_location=True, load=ratings.load_movielens_latest),
-    DatasetSpec(f"{FILE_PREFIX}PATH", "any CSV/Parquet file (local or s3://) with user, item, rating columns",
+    DatasetSpec("ratings-file:PATH", "any CSV/Parquet file (local or s3://) with user, item, rating columns",
                 "ratings", needs_location=False, load=ratings.load_file, options=ratings.FileOptions),
+    DatasetSpec("text-sample", "generated two-class review sentences, 400 by default, deterministic (offline)",
+                "text", needs_location=False, load=text.load_sample, options=text.SampleOptions),
+    DatasetSpec("sentiment-sentences", "UCI Sentiment Labelled Sentences, 3 x 1,000 amazon/imdb/yelp sentences, "
+                "0/1 (dir, s3:// or download)", "text", needs_location=True, load=text.load_sentiment,
+                options=text.SentimentOptions),
+    DatasetSpec("text-file:PATH", "any CSV/TSV/TXT/Parquet file (local or s3://) of labelled texts; "
+                "layout=plain: one text stream", "text", needs_location=False, load=text.load_file,
+                options=text.TextFileOptions),
+    DatasetSpec("builtin-corpus", "about 500 KB of standard-library docstrings as one text stream, assembled "
+                "from this Python (offline)", "corpus", needs_location=False, load=corpus.load_builtin),
+    DatasetSpec("tiny-shakespeare", "Tiny Shakespeare input.txt, 1.1M characters, first 90% train / last 10% "
+                "validation (dir, s3:// or download)", "corpus", needs_location=True,
+                load=corpus.load_tiny_shakespeare),
 ]}
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    """The spec for `name`; `ratings-file:PATH` gives the file loader bound to PATH."""
-    if name.startswith(FILE_PREFIX) and name != f"{FILE_PREFIX}PATH":
-        path = name.removeprefix(FILE_PREFIX)
+    """The spec for `name`; `FAMILY:<path>` (e.g. `ratings-file:r.csv`) gives the family's loader
+    bound to <path>."""
+    family, colon, path = name.partition(":")
+    if colon and name not in DATASETS and f"{family}{FAMILY_PATH}" in DATASETS:
         if not path:
-            raise DlxError(f"dataset {name!r} names no file; write it as {FILE_PREFIX}PATH")
-        generic = DATASETS[f"{FILE_PREFIX}PATH"]
+            raise DlxError(f"dataset {name!r} names no file; write it as {family}{FAMILY_PATH}")
+        generic = DATASETS[f"{family}{FAMILY_PATH}"]
         return dataclasses.replace(generic, name=name, load=functools.partial(generic.load, path))
     try:
         return DATASETS[name]

@@ -8,7 +8,9 @@ download behind the user's back); DLX_DATA_DIR is a shared root that may lack a 
 then comes from the cache (an s3:// DLX_DATA_DIR is the exception: it must hold the files).
 Downloads are checked against sha256 constants of the decompressed content (re-made .gz wrappers
 still verify) and renamed into place only once verified, so the cache never holds a bad file.
-A `.gz` file may also be supplied decompressed, without the suffix.
+A `.gz` file may also be supplied decompressed, without the suffix. A `base_url` ending in
+`.zip` is one archive: the missing files are extracted from it (matched by base name) and each is
+verified like a plain download.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import sys
 import tempfile
 import urllib.request
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,10 +85,30 @@ def _from_env_or_cache(dataset: str, names: Sequence[str], env: str | None, base
             f"or set {DATA_DIR_ENV}=ROOT with them in ROOT/{dataset}/")
     if missing:
         print(f"dlx: downloading {dataset} from {base_url} into {cache}", file=sys.stderr)
-    for name in missing:
-        found[name] = cache / name
-        _download(base_url.rstrip("/") + "/" + name, found[name], checksums[name], hint)
+    if missing and base_url.endswith(".zip"):
+        _download_zip(base_url, cache, missing, checksums, hint)
+    else:
+        for name in missing:
+            _download(base_url.rstrip("/") + "/" + name, cache / name, checksums[name], hint)
+    found.update({name: cache / name for name in missing})
     return Located(found, base_url)
+
+
+@contextmanager
+def local_file(path: str, family: str) -> Iterator[Path]:
+    """The file a `FAMILY:PATH` data set names: `path` itself, or an s3:// object staged into a
+    temporary directory for the block."""
+    if not is_s3_uri(path):
+        local = Path(path).expanduser()
+        if not local.is_file():
+            raise DlxError(f"{path}: no such file; write the dataset as {family}:PATH to an existing file")
+        yield local
+        return
+    prefix, _, name = path.rpartition("/")
+    with tempfile.TemporaryDirectory(prefix=f"dlx-{family}-") as tmp:
+        if not download_prefix(prefix, tmp, only=[name]):
+            raise DlxError(f"{path}: no such object; check the key")
+        yield Path(tmp) / name
 
 
 def _download(url: str, target: Path, sha256: str, hint: str) -> None:
@@ -95,11 +118,7 @@ def _download(url: str, target: Path, sha256: str, hint: str) -> None:
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            try:
-                with urllib.request.urlopen(url, timeout=60) as response:
-                    _copy_with_progress(response, out, target.name)
-            except (OSError, http.client.HTTPException) as e:
-                raise DlxError(f"cannot download {url} ({getattr(e, 'reason', e)}); {hint}") from None
+            _fetch(url, out, target.name, hint)
         try:
             actual = content_sha256(tmp)
         except DlxError as e:
@@ -110,6 +129,41 @@ def _download(url: str, target: Path, sha256: str, hint: str) -> None:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _download_zip(url: str, cache: Path, names: Sequence[str], checksums: Mapping[str, str], hint: str) -> None:
+    """Fetch the zip archive at `url` and extract `names` into `cache`, each verified against its
+    sha256 before any is renamed into place (the archive itself is not kept)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=cache) as tmp:
+        archive = Path(tmp) / "archive.zip"
+        with archive.open("wb") as out:
+            _fetch(url, out, Path(url).name, hint)
+        try:
+            with zipfile.ZipFile(archive) as zipped:
+                members = {Path(m).name: m for m in zipped.namelist() if not m.startswith("__MACOSX/")}
+                for name in names:
+                    if name not in members:
+                        raise DlxError(f"{url}: the archive lacks {name}; {hint}")
+                    (Path(tmp) / name).write_bytes(zipped.read(members[name]))
+        except (zipfile.BadZipFile, OSError) as e:
+            raise DlxError(f"{url}: the download is not a readable zip archive ({e}); it was discarded; "
+                           f"retry, or {hint}") from None
+        for name in names:
+            actual = content_sha256(Path(tmp) / name)
+            if actual != checksums[name]:
+                raise DlxError(f"{url}: {name} in the archive has sha256 {actual}, expected {checksums[name]}; "
+                               f"it was discarded; retry, or {hint}")
+        for name in names:
+            os.replace(Path(tmp) / name, cache / name)
+
+
+def _fetch(url: str, out, label: str, hint: str) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            _copy_with_progress(response, out, label)
+    except (OSError, http.client.HTTPException) as e:
+        raise DlxError(f"cannot download {url} ({getattr(e, 'reason', e)}); {hint}") from None
 
 
 def _copy_with_progress(response, out, label: str) -> None:
