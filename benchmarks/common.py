@@ -13,6 +13,8 @@ def train_and_evaluate(dataset: str, data_dir: str, topics: list[str], seed: int
                        options: dict[str, str] | None = None) -> list[dict]:
     """One ``row(topic, train summary, metrics)`` per topic, all on one prepared data set."""
     from components import steps
+    from components.params import to_dict
+    from components.registry import get_topic
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="dlx-bench-") as tmp:
@@ -21,7 +23,7 @@ def train_and_evaluate(dataset: str, data_dir: str, topics: list[str], seed: int
         for topic in topics:
             print(f"== {topic} on {dataset}", flush=True)
             model, evaluation = Path(tmp) / topic / "model", Path(tmp) / topic / "eval"
-            summary = steps.train(topic, "{}", seed, prepared, model)
+            summary = steps.train(topic, json.dumps(to_dict(get_topic(topic).params_for(dataset))), seed, prepared, model)
             rows.append(row(topic, summary, steps.evaluate(topic, prepared, model, evaluation)))
     return rows
 
