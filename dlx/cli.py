@@ -9,7 +9,7 @@ from components.data import DATASETS
 from components.errors import DlxError
 from components.params import describe
 from components.registry import Topic, get_topic, topics
-from dlx import cli_aws, cli_kubeflow, cli_sagemaker
+from dlx import cli_aws, cli_generate, cli_kubeflow, cli_predict, cli_sagemaker
 from dlx.arguments import add_champion_arguments, add_job_arguments, add_runs_dir, resolve_job, runs_root
 
 
@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--gpus", type=int, default=0, help="nvidia.com/gpu limit of the train step (default: 0)")
     comp.set_defaults(func=cmd_compile)
 
-    for target in (cli_kubeflow, cli_sagemaker, cli_aws):
+    for target in (cli_kubeflow, cli_sagemaker, cli_aws, cli_predict, cli_generate):
         target.register(sub)
     return parser
 

@@ -1,0 +1,142 @@
+"""The character language model of text-gen: the network, reading it back from a model dir, sampling.
+
+Kept apart from the topic module because it imports torch at the top: `dlx list` imports every
+topic module and must stay fast, while training, evaluation and `dlx generate` load this.
+
+Sampling: the model reads the prompt, then draws one character at a time from
+softmax(logits / temperature), restricted to the top-p nucleus (the most probable characters
+whose probabilities first add up to at least p). Temperature 0 is the greedy argmax; the draws come
+from a torch.Generator seeded by the caller, so the same seed gives the same text.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from components.errors import DlxError
+from components.files import read_json
+from components.topics.torch_common import MODEL_FILE
+
+GREEDY_BELOW = 1e-6
+"""Temperatures at or below this mean greedy decoding (dividing by them would overflow)."""
+
+
+class CharLM(nn.Module):
+    """embedding -> stacked LSTM or GRU (dropout between layers) -> dropout -> linear logits."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int, layers: int, cell: str,
+                 dropout: float) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        recurrent = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = recurrent(embedding_dim, hidden_size, layers, batch_first=True,
+                             dropout=dropout if layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """(B, T) character indices -> ((B, T, V) logits, the recurrent state after the last step)."""
+        out, state = self.rnn(self.embedding(x), state)
+        return self.head(self.dropout(out)), state
+
+
+def build(vocab_size: int, params: Any) -> CharLM:
+    return CharLM(vocab_size, params.embedding_dim, params.hidden_size, params.layers, params.cell, params.dropout)
+
+
+def detach(state: Any) -> Any:
+    """Cut the graph behind the carried state (truncated backpropagation through time)."""
+    if state is None:
+        return None
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def load(model_dir: Path) -> tuple[CharLM, str]:
+    """(model in eval mode on the CPU, vocabulary) of a text-gen model dir."""
+    from components.params import from_dict
+    from components.topics.text_gen import Params
+
+    if not (model_dir / MODEL_FILE).is_file() or not (model_dir / "train.json").is_file():
+        raise DlxError(f"{model_dir}: not a text-gen model dir (no {MODEL_FILE} and train.json)")
+    summary = read_json(model_dir / "train.json")
+    if "vocabulary" not in summary:
+        raise DlxError(f"{model_dir}: not a text-gen model (train.json has no vocabulary)")
+    params = from_dict(Params, read_json(model_dir / "params.json"), "text-gen")
+    vocabulary = summary["vocabulary"]
+    model = build(len(vocabulary), params)
+    model.load_state_dict(torch.load(model_dir / MODEL_FILE, map_location="cpu", weights_only=True))
+    return model.eval(), vocabulary
+
+
+def top_p_filter(probabilities: torch.Tensor, top_p: float) -> torch.Tensor:
+    """The distribution restricted to its nucleus: the most probable entries whose total first
+    reaches ``top_p`` (at least the most probable one), renormalised; 1 keeps everything."""
+    if top_p >= 1:
+        return probabilities
+    ordered, order = probabilities.sort(descending=True)
+    before = ordered.cumsum(0) - ordered  # probability mass ranked above each entry
+    kept = torch.zeros_like(probabilities).scatter(0, order, (before < top_p).to(probabilities.dtype))
+    nucleus = probabilities * kept
+    return nucleus / nucleus.sum()
+
+
+def next_index(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> int:
+    """One draw from the tempered, nucleus-filtered distribution of a (V,) logit vector."""
+    if temperature <= GREEDY_BELOW:
+        return int(logits.argmax())
+    probabilities = torch.softmax(logits.double() / temperature, dim=0)
+    return int(torch.multinomial(top_p_filter(probabilities, top_p), 1, generator=generator))
+
+
+def encode(text: str, vocabulary: str, what: str = "prompt") -> list[int]:
+    """Indices of ``text``'s characters; characters the model never saw are a DlxError naming them."""
+    index = {c: i for i, c in enumerate(vocabulary)}
+    unknown = sorted({c for c in text if c not in index})
+    if unknown:
+        raise DlxError(f"the {what} has characters outside the model's vocabulary: "
+                       f"{' '.join(repr(c) for c in unknown)}; the model knows {len(vocabulary)} characters: "
+                       f"{vocabulary!r}")
+    return [index[c] for c in text]
+
+
+def check_options(length: int, temperature: float, top_p: float) -> None:
+    if length < 0 or temperature < 0 or not 0 < top_p <= 1:
+        raise DlxError(f"sampling needs length >= 0, temperature >= 0 and 0 < top-p <= 1; "
+                       f"got length {length}, temperature {temperature:g}, top-p {top_p:g}")
+
+
+@torch.no_grad()
+def generate(model: CharLM, vocabulary: str, prompt: str, length: int, temperature: float, top_p: float = 1.0,
+             seed: int = 0, on_char: Callable[[str], None] | None = None) -> str:
+    """``length`` characters following ``prompt`` (not included); ``on_char`` sees each as it is drawn.
+
+    An empty prompt starts the model on a newline (or its first character if it has no newline),
+    as if at the start of a line.
+    """
+    check_options(length, temperature, top_p)
+    primer = encode(prompt, vocabulary) or [vocabulary.index("\n") if "\n" in vocabulary else 0]
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    logits, state = model(torch.tensor([primer], device=device))
+    drawn: list[str] = []
+    for _ in range(length):
+        index = next_index(logits[0, -1].float().cpu(), temperature, top_p, generator)
+        drawn.append(vocabulary[index])
+        if on_char is not None:
+            on_char(vocabulary[index])
+        logits, state = model(torch.tensor([[index]], device=device), state)
+    model.train(was_training)
+    return "".join(drawn)
+
+
+def samples(model: CharLM, vocabulary: str, temperatures: Sequence[float], length: int, seed: int,
+            prompt: str = "") -> list[dict]:
+    """One seeded sample per temperature, as recorded with checkpoints and in the report."""
+    return [{"temperature": t, "prompt": prompt, "text": generate(model, vocabulary, prompt, length, t, seed=seed)}
+            for t in temperatures]

@@ -1,0 +1,60 @@
+"""`dlx generate RUN_DIR`: sample text from a trained text-gen model, streamed to the terminal.
+
+RUN_DIR is a run directory made by `dlx run text-gen` (its model is in train/model/) or a model
+directory itself (model.pt, params.json, train.json).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from components.errors import DlxError
+from components.files import read_json
+
+MODEL_IN_RUN = Path("train") / "model"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `generate` to the `dlx` parser."""
+    gen = sub.add_parser("generate", help="sample text from a trained text-gen model (streams to the terminal)")
+    gen.add_argument("run_dir", metavar="RUN_DIR", help="a `dlx run text-gen` run directory, or a model directory")
+    gen.add_argument("--prompt", default="", help="text the sample continues (default: start of a line)")
+    gen.add_argument("--length", type=int, default=500, help="characters to generate (default: 500)")
+    gen.add_argument("--temperature", type=float, default=0.8,
+                     help="below 1: safer, more repetitive; above 1: wilder; 0: always the likeliest (default: 0.8)")
+    gen.add_argument("--top-p", type=float, default=1.0,
+                     help="sample only from the likeliest characters holding this much probability (default: 1, all)")
+    gen.add_argument("--seed", type=int, default=0, help="seed of the draws: the same seed gives the same text")
+    gen.set_defaults(func=cmd_generate)
+
+
+def model_dir(run_dir: Path) -> Path:
+    """The text-gen model directory of a run directory, or ``run_dir`` itself when it is one."""
+    if not run_dir.is_dir():
+        raise DlxError(f"{run_dir} is not a directory; pass a run directory of `dlx run text-gen` or its train/model/")
+    for candidate in (run_dir, run_dir / MODEL_IN_RUN):
+        if (candidate / "params.json").is_file() and (candidate / "train.json").is_file():
+            topic = _topic(run_dir)
+            if topic not in (None, "text-gen"):
+                raise DlxError(f"{run_dir} is a {topic} run; `dlx generate` samples from text-gen models")
+            return candidate
+    raise DlxError(f"{run_dir} holds no trained model (looked for params.json and train.json there and in "
+                   f"{MODEL_IN_RUN}/); pass a run directory of `dlx run text-gen`")
+
+
+def _topic(run_dir: Path) -> str | None:
+    metrics = run_dir / "metrics.json"
+    return read_json(metrics).get("topic") if metrics.is_file() else None
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from components.topics import char_lm
+
+    model, vocabulary = char_lm.load(model_dir(Path(args.run_dir)))
+    char_lm.check_options(args.length, args.temperature, args.top_p)
+    char_lm.encode(args.prompt, vocabulary)  # a bad prompt fails before anything is printed
+    sys.stdout.write(args.prompt)
+    char_lm.generate(model, vocabulary, args.prompt, args.length, args.temperature, args.top_p, args.seed,
+                     on_char=lambda c: (sys.stdout.write(c), sys.stdout.flush()))
+    sys.stdout.write("\n")
