@@ -77,6 +77,17 @@ def render(metrics: dict, plot_dir: Path) -> str:
         if key in metrics:
             parts += [f"<h2>{heading}</h2>",
                       _table(["item", "bias", "training ratings"], [[e["item"], e["bias"], e["ratings"]] for e in metrics[key]])]
+    for key, heading in _TABLES:
+        if metrics.get(key):
+            parts += [f"<h2>{heading}</h2>", _records(metrics[key])]
+    if metrics.get("neighbours"):
+        parts += ["<h2>Nearest neighbours (cosine)</h2>",
+                  _table(["word", "neighbours"], [[word, ", ".join(f"{n['word']} {n['cosine']:.2f}" for n in near)]
+                                                  for word, near in metrics["neighbours"].items()])]
+    if metrics.get("samples"):
+        parts += ["<h2>Samples</h2>"] + [
+            f"<h3>temperature {s['temperature']}{', prompt ' + html.escape(repr(s['prompt'])) if s['prompt'] else ''}</h3>"
+            f"<pre>{html.escape(s['prompt'] + s['text'])}</pre>" for s in metrics["samples"]]
     parts += ["<h2>Parameters</h2>", _table(["name", "value"], [[k, v] for k, v in metrics["params"].items()])]
     plots = metrics.get("plots", [])
     if plots:
@@ -90,6 +101,18 @@ def render(metrics: dict, plot_dir: Path) -> str:
         + "\n".join(parts)
         + "</body></html>\n"
     )
+
+
+# metrics keys holding a table as row records (a list of dicts, or a dict of name -> dict)
+_TABLES = (("vectorizers", "Vectorisers (cross-validated)"), ("hashing_collisions", "Hashing-trick collisions"),
+           ("folds", "Per fold"))
+
+
+def _records(rows: list[dict] | dict[str, dict]) -> str:
+    if isinstance(rows, dict):
+        rows = [{"": name, **values} for name, values in rows.items()]
+    header = list(dict.fromkeys(key for row in rows for key in row))
+    return _table(header, [[row.get(key, "") for key in header] for row in rows])
 
 
 def interactive_page(metrics: dict, plot_dir: Path) -> str:

@@ -20,21 +20,25 @@ from typing import Any
 from urllib.parse import urlencode
 
 from components.data import get_dataset, parse_options
+from components.data.corpus import SHAKESPEARE_FILE, SHAKESPEARE_FOLDER, SHAKESPEARE_SHA256, SHAKESPEARE_URL
 from components.data.fetch import locate
 from components.data.images import MNIST_FILES, MNIST_SHA256, MNIST_URL
 from components.data.ratings import ML100K_SHA256, ML100K_URL, ML_LATEST_URL
 from components.data.storage import is_s3_uri
+from components.data.text import SENTIMENT_SHA256, SENTIMENT_URL
 from components.errors import DlxError
 from infra.aws import aws_errors
 
 PREFIX = "dlx/data"
 
-# dataset -> (file names, download mirror, sha256 of the downloads), as the loader looks them up;
-# every file any of the data set's options reads, so one staged prefix serves them all
+# dataset -> (folder, file names, download mirror, sha256 of the downloads), as its loader looks
+# them up; every file any of the data set's options reads, so one staged prefix serves them all
 _SOURCES = {
-    "mnist": (tuple(name for pair in MNIST_FILES.values() for name in pair), MNIST_URL, MNIST_SHA256),
-    "movielens-100k": (tuple(ML100K_SHA256), ML100K_URL, ML100K_SHA256),
-    "movielens-latest-small": (("ratings.csv", "movies.csv"), ML_LATEST_URL, {}),
+    "mnist": ("mnist", tuple(name for pair in MNIST_FILES.values() for name in pair), MNIST_URL, MNIST_SHA256),
+    "movielens-100k": ("movielens-100k", tuple(ML100K_SHA256), ML100K_URL, ML100K_SHA256),
+    "movielens-latest-small": ("movielens-latest-small", ("ratings.csv", "movies.csv"), ML_LATEST_URL, {}),
+    "sentiment-sentences": ("sentiment-sentences", tuple(SENTIMENT_SHA256), SENTIMENT_URL, SENTIMENT_SHA256),
+    "tiny-shakespeare": (SHAKESPEARE_FOLDER, (SHAKESPEARE_FILE,), SHAKESPEARE_URL, SHAKESPEARE_SHA256),
 }
 
 
@@ -81,10 +85,10 @@ def stage(s3: Any, bucket: str, dataset: str, data_dir: str | None, *, tags: Map
         return None
     if dataset not in _SOURCES:
         raise DlxError(f"dataset {dataset!r} cannot be staged for SageMaker yet; stageable: {', '.join(_SOURCES)}")
-    names, base_url, checksums = _SOURCES[dataset]
+    folder, names, base_url, checksums = _SOURCES[dataset]
     chosen = parse_options(dataset, options)
     spec.load(data_dir, 0, 0.1, *([chosen] if chosen else []))
-    with locate(dataset, names, data_dir=data_dir, base_url=base_url, checksums=checksums) as located:
+    with locate(folder, names, data_dir=data_dir, base_url=base_url, checksums=checksums) as located:
         paths = sorted(located.files.values(), key=lambda p: p.name)
         hashes = {path.name: _sha256(path) for path in paths}
         prefix = f"{PREFIX}/{dataset}/{_prefix_hash(hashes)}/"

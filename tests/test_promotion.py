@@ -181,3 +181,16 @@ def test_the_evaluate_step_writes_the_decision_next_to_the_metrics(tmp_path, mon
     assert decision == result["promotion"] == read_json(tmp_path / "eval" / "metrics.json")["promotion"]
     assert (decision["promoted"], decision["margin"], decision["metric"]) == (True, 0.01, "accuracy")
     assert read_json(record)["run_id"] == "r1"
+
+
+@pytest.mark.parametrize("dataset, same, other", [
+    ("synthetic-ratings", {"users": "30", "items": "20", "density": "0.5"},
+     {"users": "30", "items": "20", "density": "0.5", "data_seed": "1"}),
+    ("text-sample", {"size": "60", "folds": "3"}, {"size": "60", "folds": "2"}),
+])
+def test_table_artifacts_are_fingerprinted_by_what_they_are_scored_on(tmp_path, dataset, same, other):
+    fingerprints = []
+    for n, options in enumerate([same, same, other]):
+        steps.prepare(dataset, "", 0, tmp_path / str(n), json.dumps(options))
+        fingerprints.append(fingerprint_test_split(tmp_path / str(n)))
+    assert fingerprints[0] == fingerprints[1] != fingerprints[2]

@@ -183,6 +183,17 @@ def test_movielens_files_are_staged_for_every_split_and_options_reach_the_job(ca
     assert json.loads(request["HyperParameters"]["dataset_options"]) == {"split": "u1"}
 
 
+def test_tiny_shakespeare_is_staged_for_text_gen(calls, tmp_path):
+    folder = tmp_path / "tinyshakespeare"
+    folder.mkdir()
+    (folder / "input.txt").write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n" * 20)
+    assert main(["sagemaker", "train", "text-gen", "--role", ROLE, "--bucket", BUCKET, "--image", IMAGE,
+                 "--dataset", "tiny-shakespeare", "--data-dir", str(tmp_path)]) == 0
+    assert [p["Key"].rsplit("/", 1)[1] for p in sent(calls, "PutObject")] == ["input.txt"]
+    [request] = sent(calls, "CreateTrainingJob")
+    assert "/dlx/data/tiny-shakespeare/" in request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+
+
 def test_a_local_file_data_set_is_refused_and_an_s3_one_needs_no_channel(calls, tmp_path, capsys):
     local = tmp_path / "ratings.csv"
     local.write_text("user,item,rating\n1,1,5\n")
