@@ -1,6 +1,12 @@
 """Ratings benchmark: the five ratings topics with their defaults on MovieLens 100K's official u1
-split, next to the global-mean and user+item-bias baselines, and on the synthetic ratings next to
+split, next to the global-mean and user+item-bias baselines, and on synthetic ratings next to
 their noise floor.
+
+The synthetic set is SYNTHETIC (1,000 users x 1,000 items, 20% observed: ~144 training ratings per
+user and per item), not the data set's default: the default (500 x 300 at 5%, ~11 training ratings
+per user) cannot pin down a rank-5 user vector plus bias, so no model gets near its floor there
+(best 0.79 test RMSE against a floor of 0.28 and a bias baseline of 0.82). With ~144 ratings per user and item the
+target "within 10% of the noise floor" measures the optimiser rather than the shortage of data.
 
     python -m benchmarks.ratings --data-dir ../shared/data/movielens-100k
 
@@ -14,6 +20,7 @@ import os
 from benchmarks.common import merge_results, train_and_evaluate
 
 TOPICS = ["cf-regularized", "cf-gd", "catvar-keras", "catvar-split", "catvar-homebrew"]
+SYNTHETIC = {"users": "1000", "items": "1000", "density": "0.2"}
 
 
 def _row(topic: str, summary: dict, metrics: dict) -> dict:
@@ -38,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-    runs = [("movielens", "movielens-100k", args.data_dir, {"split": "u1"}), ("synthetic", "synthetic-ratings", "", {})]
+    runs = [("movielens", "movielens-100k", args.data_dir, {"split": "u1"}), ("synthetic", "synthetic-ratings", "", SYNTHETIC)]
     for section, dataset, data_dir, options in runs:
         if args.only not in (None, section):
             continue
@@ -49,7 +56,7 @@ def main() -> None:
             floor = f"{r['noise_floor_rmse']:.4f}" if r["noise_floor_rmse"] is not None else "-"
             print(f"| {r['topic']} | {r['test_rmse']:.4f} | {r['test_mae']:.4f} | {r['train_seconds']:.1f} | "
                   f"{r['bias_rmse']:.4f} | {r['global_mean_rmse']:.4f} | {floor} |")
-        print(f"merged into {merge_results(args.out, section, rows)}")
+        print(f"merged into {merge_results(args.out, section, rows, **{f'{section}_options': options})}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ and early stopping to the same model.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -44,10 +46,14 @@ class FactorParams:
     y_range: tuple[float, ...] = help_field(
         (0.0, 5.5), "lo,hi of the sigmoid output: a little wider than the ratings so the extremes are reachable")
     device: Literal["auto", "cpu", "cuda"] = help_field("auto", "where to train: auto picks CUDA when present")
+    threads: int = help_field(
+        1, "CPU threads for torch's operations while training, 0 = torch's default (one per core): these "
+           "steps are too small to gain from splitting, and on a busy 2-core machine two threads made "
+           "them 20x slower")
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.factors < 1:
-            raise ValueError("epochs and factors must be at least 1")
+        if self.epochs < 1 or self.factors < 1 or self.threads < 0:
+            raise ValueError("epochs and factors must be at least 1, threads at least 0")
         if self.learning_rate <= 0 or self.init_std < 0:
             raise ValueError("learning_rate must be positive and init_std at least 0")
         if not 0 <= self.momentum < 1:
@@ -189,12 +195,30 @@ def summary(log: Any, samples: int, n_parameters: int, device: str, seed: int) -
             "parameters": n_parameters, "device": device, "seed": seed, "epochs_run": log.epochs}
 
 
+@contextmanager
+def cpu_threads(count: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``count`` (0: left alone) for the block, then restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
     """Fit the factors by full-batch steps; write model.pt, params.json, history.json and train.json.
 
     With ``checkpoint_dir`` the factors, optimizer state and epoch log are saved there after
     every epoch; a rerun of the same run continues after the last saved epoch.
     """
+    with cpu_threads(params.threads):
+        return _train(dataset_dir, model_dir, params, seed, checkpoint_dir)
+
+
+def _train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None) -> dict:
     device = pick_device(params.device)
     splits, meta = load_splits(dataset_dir, params.y_range, device)
     tensors = init_tensors(meta, splits["train"], params.factors, params.init_std, params.y_range, False, seed, device)
