@@ -149,7 +149,7 @@ def test_schedule_list_enable_disable_delete_address_the_right_ids(server, capsy
     (["submit", "mnist-cnn", "--data-dir", "/data/mnist"], "--data-dir /data/mnist is a path on this machine"),
     (["submit", "mnist-cnn", "--champion", "champion.json"], "--champion champion.json is a path on this machine"),
     (["submit", "mnist-cnn", "--gpus", "-1"], "must be 0 or more"),
-    (["submit", "rnn"], "unknown topic 'rnn'"),
+    (["submit", "transformer"], "unknown topic 'transformer'"),
 ])
 def test_user_errors_are_caught_before_the_server_is_contacted(argv, message, server, capsys):
     assert main([*argv, "--host", server.url]) == 2

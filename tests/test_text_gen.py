@@ -72,7 +72,7 @@ def test_learns_well_below_the_uniform_and_unigram_losses(corpus, tmp_path, caps
 def test_the_builtin_corpus_is_learned_within_seconds(tmp_path):
     prepare_dataset("builtin-corpus", tmp_path / "dataset")
     summary = text_gen.train(tmp_path / "dataset", tmp_path / "model", _params("budget_minutes=0.1"), 0)
-    assert summary["budget_spent"] and summary["epochs_run"] == 1
+    assert summary["budget_spent"] and summary["epochs_run"] < 50  # the budget, not the epochs, ended it
     assert summary["train_seconds"] < 6 + 15  # the budget, then one evaluation and the samples
     assert summary["val_nats_per_char"] < 0.7 * math.log(len(summary["vocabulary"]))
 
