@@ -79,3 +79,15 @@ def no_aws_credentials(tmp_path, monkeypatch):
     for var, value in [("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none")), ("AWS_CONFIG_FILE", str(tmp_path / "none")),
                        ("AWS_EC2_METADATA_DISABLED", "true"), ("AWS_DEFAULT_REGION", "us-east-1")]:
         monkeypatch.setenv(var, value)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a test module: the test machine's two cores are shared, and two OpenMP
+    threads fighting other jobs ran these small models many times slower than one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

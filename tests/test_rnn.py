@@ -23,13 +23,7 @@ class Interrupted(Exception):
     """Stands in for a spot interruption."""
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Two CPU cores shared by several test runs: one torch thread avoids oversubscription (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

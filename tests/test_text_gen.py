@@ -16,13 +16,7 @@ SMALL = ["hidden_size=64", "layers=1", "embedding_dim=16", "batch_size=16", "seq
          "budget_minutes=0", "sample_length=40", "dropout=0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine is shared: two OpenMP threads fighting other jobs run many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -27,10 +25,9 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from components.data.artifact import HINT, read_tables
-from components.data.fetch import DATA_DIR_ENV, cache_dir, locate
+from components.data.fetch import DATA_DIR_ENV, cache_dir, local_file, locate
 from components.data.idx import read_content
 from components.data.splits import holdout
-from components.data.storage import download_prefix, is_s3_uri
 from components.errors import DlxError
 from components.params import help_field
 
@@ -165,7 +162,7 @@ def load_file(path: str, data_dir: str | None, seed: int, val_fraction: float,
         raise DlxError(f"ratings-file:{path} names its own file; drop --data-dir")
     o = options
     columns = {o.user_col: "user", o.item_col: "item", o.rating_col: "rating"}
-    with _local_copy(path) as local:
+    with local_file(path, "ratings-file") as local:
         if local.suffix.lower() == ".csv":
             text, sha = _text(local, "utf-8")
             frame = _ratings_table(local, text, ",", None, columns=columns, shown=path)
@@ -190,22 +187,6 @@ def load_ratings(dataset_dir: str | Path) -> tuple[Tables, dict]:
 
 
 # --- reading ------------------------------------------------------------------------------------
-
-@contextmanager
-def _local_copy(path: str) -> Iterator[Path]:
-    """`path` itself, or an s3:// object staged into a temporary directory for the block."""
-    if not is_s3_uri(path):
-        local = Path(path).expanduser()
-        if not local.is_file():
-            raise DlxError(f"{path}: no such file; write the dataset as ratings-file:PATH to an existing file")
-        yield local
-        return
-    prefix, _, name = path.rpartition("/")
-    with tempfile.TemporaryDirectory(prefix="dlx-ratings-") as tmp:
-        if not download_prefix(prefix, tmp, only=[name]):
-            raise DlxError(f"{path}: no such object; check the key")
-        yield Path(tmp) / name
-
 
 def _text(path: Path, encoding: str) -> tuple[str, str]:
     """The file's text (gzip read transparently) and the sha256 of its content."""
