@@ -204,6 +204,8 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
         drawn.append({"epoch": epoch + 1, "samples": char_lm.samples(
             model, vocabulary, params.temperatures, params.sample_length, seed=seed + epoch)})
         log.on_epoch_end(epoch, {"loss": loss, "val_loss": val, "learning_rate": rate})
+        # spent during the evaluation: record it now, so a resumed run knows it is done
+        stopped = stopped or bool(budget) and train_seconds(log) >= budget
         _print_epoch(epoch, params, loss, val, rate, chars / seconds, train_seconds(log), stopped)
         epoch += 1
         save_state(checkpoint_dir, epoch, dict(model.named_parameters()), optimizer, step=step, samples=drawn,
