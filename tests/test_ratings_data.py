@@ -175,7 +175,7 @@ def test_movielens_latest_small_is_not_downloaded(tmp_path):
     (lambda d: (d / "u.data").write_text("1\t10\tfive\t1\n"), r"u.data: rating 'five' on line 1 is not a number"),
     (lambda d: (d / "u.data").write_text("1\t10\t4\t1\n2\t10\t9\t1\n"), r"rating 9 \(user 2, item 10\) is outside the declared range 1..5"),
     (lambda d: (d / "u.data").write_text("1\t10\t4\t1\n1\t10\t3\t2\n"), "user 1 rated item 10 more than once"),
-    (lambda d: (d / "u.data").write_bytes(b"1\t10\t4\t1\n\xff\t10\t3\t2\n"), r"u.data: not UTF-8 text \(byte 0xff at offset 9\)"),
+    (lambda d: (d / "u.data").write_bytes(b"1\t10\t4\t1\n\xff\t10\t3\t2\n"), r"u.data: line 2 is not UTF-8 text \(byte 0xff at offset 9\)"),
     (lambda d: (d / "u.data").write_text("1\t10\n"), "u.data: rating missing on line 1"),
     (lambda d: (d / "u.item").write_text("10|Film\n"), "u.item: line 1 is not id|title"),
     (lambda d: (d / "u.genre").write_text("Action\n"), "is this u.genre"),

@@ -219,7 +219,7 @@ def test_sentiment_bad_files(tmp_path, lines, message):
 def test_sentiment_undecodable_bytes_and_missing_files(tmp_path):
     directory = _uci(tmp_path / "uci", {"yelp_labelled.txt": ["Good.\t1", "Bad.\t0"]})
     (directory / "yelp_labelled.txt").write_bytes(b"Good.\t1\nCaf\xe9 bad.\t0\n")
-    with pytest.raises(DlxError, match=r"line 2 is not UTF-8 text \(byte 0xe9\); .*encoding="):
+    with pytest.raises(DlxError, match=r"line 2 is not UTF-8 text \(byte 0xe9 at offset 11\); .*encoding="):
         prepare_dataset("sentiment-sentences", tmp_path / "out", data_dir=str(directory),
                         options={"source": "yelp"})
     with pytest.raises(DlxError, match="lacks amazon_cells_labelled.txt, imdb_labelled.txt"):
@@ -264,7 +264,7 @@ def test_text_file_tsv_by_position_numeric_labels_and_latin1(tmp_path):
     path = tmp_path / "t.tsv"
     path.write_bytes("".join(f"{[9, 10, 100][n % 3]}\tcafé {'bon' if n % 2 else 'mauvais'} \"{n}\"\n"
                              for n in range(12)).encode("latin-1"))
-    with pytest.raises(DlxError, match=r"t.tsv: line 1 is not UTF-8 text \(byte 0xe9\); name the file's encoding "
+    with pytest.raises(DlxError, match=r"t.tsv: line 1 is not UTF-8 text \(byte 0xe9 at offset 5\); name the file's encoding "
                                        "with encoding=, e.g. encoding=latin-1"):
         prepare_dataset(f"text-file:{path}", tmp_path / "out", options={"text_col": "1", "label_col": "0"})
     assert not (tmp_path / "out").exists()

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from components.data.artifact import DATA_FILE, HINT, read_meta
+from components.data.decode import ENCODING_HINT, decode
 from components.data.fetch import local_file, locate
 from components.data.idx import read_content
 from components.errors import DlxError
@@ -71,7 +72,7 @@ def load_text_file(path: str, seed: int, val_fraction: float, encoding: str = "u
     """Any text file (local or s3://) as one stream; `text-file:PATH` with layout=plain lands here."""
     with local_file(path, "text-file") as local:
         content = read_content(local)
-    text = decode(content, encoding, path, hint="name the file's encoding with encoding=, e.g. encoding=latin-1")
+    text = decode(content, encoding, path, ENCODING_HINT)
     return corpus_artifact(text, path, {Path(path).name: _sha256(content)}, val_fraction, path)
 
 
@@ -149,16 +150,6 @@ def _add_module(module: Any, add: Callable[[str, object], None]) -> None:
                 documented = callable(attribute) or isinstance(attribute, (property, classmethod))
                 if documented and not member.startswith("_"):
                     add(f"{name}.{key}.{member}", attribute)
-
-
-def decode(content: bytes, encoding: str, shown: str | Path, hint: str) -> str:
-    """``content`` as text; undecodable bytes are a DlxError naming the line and byte offset."""
-    try:
-        return content.decode(encoding)
-    except UnicodeDecodeError as e:
-        line = content[:e.start].count(b"\n") + 1
-        raise DlxError(f"{shown}: line {line} is not {encoding.upper()} text (byte {content[e.start]:#04x} at "
-                       f"offset {e.start}); {hint}") from None
 
 
 def _utf8(text: str) -> np.ndarray:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from components.data.artifact import HINT, read_tables
+from components.data.decode import decode
 from components.data.fetch import DATA_DIR_ENV, cache_dir, local_file, locate
 from components.data.idx import read_content
 from components.data.splits import holdout
@@ -191,12 +192,7 @@ def load_ratings(dataset_dir: str | Path) -> tuple[Tables, dict]:
 def _text(path: Path, encoding: str) -> tuple[str, str]:
     """The file's text (gzip read transparently) and the sha256 of its content."""
     content = read_content(path)
-    try:
-        text = content.decode(encoding)
-    except UnicodeDecodeError as e:
-        raise DlxError(f"{path}: not {encoding.upper()} text (byte {content[e.start]:#04x} at offset "
-                       f"{e.start}); save it as {encoding.upper()}") from None
-    return text, hashlib.sha256(content).hexdigest()
+    return decode(content, encoding, path, f"save it as {encoding.upper()}"), hashlib.sha256(content).hexdigest()
 
 
 def _csv(path: Path, text: str, sep: str, names: Sequence[str] | None, columns: dict[str, str],

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from components.data.artifact import HINT, read_tables
+from components.data.decode import ENCODING_HINT, decode
 from components.data.fetch import local_file, locate
 from components.data.idx import read_content
 from components.data.splits import holdout
@@ -228,20 +229,11 @@ def sample_sentences(size: int, seed: int) -> tuple[list[str], np.ndarray]:
 
 # --- parsing ------------------------------------------------------------------------------------
 
-def _decode(content: bytes, encoding: str, shown: str | Path) -> str:
-    try:
-        return content.decode(encoding)
-    except UnicodeDecodeError as e:
-        line = content[:e.start].count(b"\n") + 1
-        raise DlxError(f"{shown}: line {line} is not {encoding.upper()} text (byte {content[e.start]:#04x}); "
-                       "name the file's encoding with encoding=, e.g. encoding=latin-1") from None
-
-
 def _sentiment_file(path: Path) -> tuple[list[str], np.ndarray, str]:
     """(sentences, 0/1 labels, sha256) of one UCI file; lines split on \\n only (imdb's
     sentences contain U+0085, which str.splitlines would break on)."""
     content = read_content(path)
-    text = _decode(content, "utf-8", path)
+    text = decode(content, "utf-8", path, ENCODING_HINT)
     if not text.strip():
         raise DlxError(f"{path}: empty file; expected lines 'sentence<TAB>0|1'")
     sentences, labels = [], []
@@ -276,7 +268,7 @@ def _delimited_columns(content: bytes, suffix: str, o: TextFileOptions, shown: s
 
     import pandas as pd
 
-    text = _decode(content, o.encoding, shown).removeprefix("\ufeff")
+    text = decode(content, o.encoding, shown, ENCODING_HINT).removeprefix("\ufeff")
     if not text.strip():
         raise DlxError(f"{shown}: empty file; it holds no texts")
     sep = _separator(o.delimiter) if o.delimiter != "auto" else ("," if suffix == ".csv" else "\t")
