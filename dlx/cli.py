@@ -18,8 +18,12 @@ def cmd_list(args: argparse.Namespace) -> None:
         sets = ", ".join(f"{name} (default)" if name == topic.default_dataset else name for name in topic.datasets)
         print(f"{topic.name}  [{topic.framework}]  {topic.description}")
         print(f"  data sets: {sets}")
+        print(f"  main metric: {_metric(topic.main_metric, topic.higher_is_better)}" + "".join(
+            f"; on {name}: {_metric(*metric)}" for name, metric in topic.dataset_metrics.items()))
         for name, preset in topic.presets.items():
             print(f"  preset for {name}: " + " ".join(f"{k}={v}" for k, v in preset.items()))
+        for name, options in topic.dataset_options.items():
+            print(f"  data set options for {name}: " + " ".join(f"{k}={v}" for k, v in options.items()))
         print("  parameters:")
         for name, kind, default, help_text in describe(topic.params):
             print(f"    {name}={default}  ({kind})  {help_text}")
@@ -29,6 +33,10 @@ def cmd_list(args: argparse.Namespace) -> None:
         print(f"  {spec.name}  {spec.description}")
         if spec.options:
             print("    options: " + " ".join(f"{name}={default}" for name, _, default, _ in describe(spec.options)))
+
+
+def _metric(name: str, higher_is_better: bool) -> str:
+    return f"{name} ({'higher' if higher_is_better else 'lower'} is better)"
 
 
 def cmd_run(args: argparse.Namespace) -> None:

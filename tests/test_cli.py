@@ -10,6 +10,8 @@ def test_list_shows_every_topic_with_data_sets_and_parameters(capsys):
     for expected in ("mnist-mlp", "mnist-cnn", "digits (default), mnist", "epochs=20", "hidden_units=512,512",
                      "filters=32,64", "backend=tensorflow", "optimizer=adam  (adam|sgd|rmsprop)"):
         assert expected in out
+    assert "main metric: mse (lower is better); on text-sample: accuracy (higher is better)" in out
+    assert "data set options for text-file:PATH: layout=plain" in out
 
 
 @pytest.mark.parametrize("argv, message", [
