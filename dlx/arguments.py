@@ -10,6 +10,7 @@ from typing import Any
 
 from components.data import parse_options
 from components.errors import DlxError
+from components.files import read_json
 from components.params import split_pair
 from components.registry import Topic, get_topic
 
@@ -63,3 +64,24 @@ def add_runs_dir(parser: argparse.ArgumentParser, what: str) -> None:
 
 def runs_root(args: argparse.Namespace) -> Path:
     return Path(args.runs_dir or os.environ.get("DLX_RUNS_DIR", "runs"))
+
+
+MODEL_IN_RUN = Path("train") / "model"
+"""Where `dlx run` (pipelines.local) leaves the train step's model in a run directory."""
+
+
+def run_model_dir(run_dir: Path, *, command: str, marker: str, takes: tuple[str, ...]) -> Path:
+    """The model of a `dlx run` directory (its train/model/), or ``run_dir`` itself when it holds
+    ``marker``; a missing or incomplete run, or a run of a topic not in ``takes``, is a DlxError."""
+    if not run_dir.is_dir():
+        raise DlxError(f"{run_dir}: no such run directory; pass one that `dlx run` created (see `dlx runs`)")
+    metrics = run_dir / "metrics.json"
+    topic = read_json(metrics).get("topic", "?") if metrics.is_file() else None
+    if topic is not None and topic not in takes:
+        raise DlxError(f"{run_dir} is a run of topic {topic}, which has no model for `dlx {command}`; "
+                       f"it takes runs of {', '.join(takes)}")
+    for candidate in (run_dir, run_dir / MODEL_IN_RUN):
+        if (candidate / marker).is_file():
+            return candidate
+    raise DlxError(f"{run_dir}: not a complete dlx run directory, it holds no trained model ({marker} is neither "
+                   f"there nor in {MODEL_IN_RUN}/); pass the directory `dlx run` printed (see `dlx runs`)")

@@ -9,11 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from components.errors import DlxError
-from components.files import read_json
-
-MODEL_IN_RUN = Path("train") / "model"
-
+from dlx.arguments import run_model_dir
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `generate` to the `dlx` parser."""
@@ -29,29 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.set_defaults(func=cmd_generate)
 
 
-def model_dir(run_dir: Path) -> Path:
-    """The text-gen model directory of a run directory, or ``run_dir`` itself when it is one."""
-    if not run_dir.is_dir():
-        raise DlxError(f"{run_dir} is not a directory; pass a run directory of `dlx run text-gen` or its train/model/")
-    for candidate in (run_dir, run_dir / MODEL_IN_RUN):
-        if (candidate / "params.json").is_file() and (candidate / "train.json").is_file():
-            topic = _topic(run_dir)
-            if topic not in (None, "text-gen"):
-                raise DlxError(f"{run_dir} is a {topic} run; `dlx generate` samples from text-gen models")
-            return candidate
-    raise DlxError(f"{run_dir} holds no trained model (looked for params.json and train.json there and in "
-                   f"{MODEL_IN_RUN}/); pass a run directory of `dlx run text-gen`")
-
-
-def _topic(run_dir: Path) -> str | None:
-    metrics = run_dir / "metrics.json"
-    return read_json(metrics).get("topic") if metrics.is_file() else None
-
-
 def cmd_generate(args: argparse.Namespace) -> None:
     from components.topics import char_lm
 
-    model, vocabulary = char_lm.load(model_dir(Path(args.run_dir)))
+    model_dir = run_model_dir(Path(args.run_dir), command="generate", marker="train.json", takes=("text-gen",))
+    model, vocabulary = char_lm.load(model_dir)
     char_lm.check_options(args.length, args.temperature, args.top_p)
     char_lm.encode(args.prompt, vocabulary)  # a bad prompt fails before anything is printed
     sys.stdout.write(args.prompt)

@@ -6,39 +6,19 @@ import os
 from pathlib import Path
 
 from components.errors import DlxError
-from components.files import read_json
-
-MODEL_SUBDIR = Path("train") / "model"
-"""Where `dlx run` (pipelines.local) leaves the train step's model artifact in a run directory."""
-
-
-def model_dir_of(run_dir: Path) -> Path:
-    """The text model of ``run_dir`` (a `dlx run` directory, or a model directory itself)."""
-    from components.topics.text_common import MODEL_FILE
-
-    if not run_dir.is_dir():
-        raise DlxError(f"{run_dir}: no such run directory; pass one that `dlx run` created (see `dlx runs`)")
-    if (run_dir / MODEL_FILE).is_file():
-        return run_dir
-    model_dir = run_dir / MODEL_SUBDIR
-    if not model_dir.is_dir():
-        raise DlxError(f"{run_dir}: not a complete dlx run directory (no {MODEL_SUBDIR}/); pass the directory "
-                       "`dlx run` printed, e.g. runs/text-vectors-<timestamp>")
-    if not (model_dir / MODEL_FILE).is_file():
-        topic = read_json(run_dir / "metrics.json").get("topic", "?") if (run_dir / "metrics.json").is_file() else "?"
-        raise DlxError(f"{run_dir}: a run of topic {topic}, which has no text model; `dlx predict` takes runs of "
-                       "text-vectors, random-embeddings, word-embeddings or rnn (on a text data set)")
-    return model_dir
+from dlx.arguments import run_model_dir
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from components.topics.text_common import predict
+    from components.topics.text_common import MODEL_FILE, predict
 
     texts = [t for t in args.texts if t.strip()]
     if not texts:
         raise DlxError("no text to classify; pass one or more non-empty texts in quotes")
-    labels, probabilities = predict(model_dir_of(Path(args.run_dir)), texts)
+    model = run_model_dir(Path(args.run_dir), command="predict", marker=MODEL_FILE,
+                          takes=("text-vectors", "random-embeddings", "word-embeddings", "rnn"))
+    labels, probabilities = predict(model, texts)
     width = max(len(name) for name in labels)
     for text, row in zip(texts, probabilities):
         best = int(row.argmax())

@@ -94,7 +94,8 @@ def test_a_run_dir_of_another_topic_or_no_model_is_refused(model_dir, tmp_path, 
     shutil.copytree(model_dir, other / "train" / "model")
     write_json(other / "metrics.json", {"topic": "cf-gd"})
     assert main(["generate", str(other)]) == 2
-    assert "is a cf-gd run; `dlx generate` samples from text-gen models" in capsys.readouterr().err
+    assert "is a run of topic cf-gd, which has no model for `dlx generate`; it takes runs of text-gen" \
+        in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main(["generate", str(tmp_path / "empty")]) == 2
     assert "holds no trained model" in capsys.readouterr().err

@@ -40,7 +40,7 @@ def test_bad_run_dirs_give_one_clear_error(tmp_path, capsys):
     (other / "train" / "model").mkdir(parents=True)
     write_json(other / "metrics.json", {"topic": "mnist-mlp"})
     message = _error(capsys, str(other), "text")
-    assert "topic mnist-mlp, which has no text model" in message and "text-vectors" in message
+    assert "run of topic mnist-mlp, which has no model for `dlx predict`" in message and "text-vectors" in message
     assert message.count("\n") == 1
 
 
