@@ -88,8 +88,12 @@ def test_mean_rating_initialisation(ratings):
     assert abs(float(initial.mean()) - float(train.ratings.mean())) < 0.01
 
 
-def test_best_epoch_weights_are_kept(ratings, tmp_path, capsys):
-    params = _params(cf_regularized, learning_rate=0.1, weight_decay=0, epochs=30, patience=3, refit=False)
+@pytest.mark.parametrize("implicit", [False, True], ids=["plain", "implicit"])
+def test_best_epoch_weights_are_kept(implicit, ratings, tmp_path, capsys):
+    """With implicit feedback the saved user_factors hold it folded in: the saved model scores exactly
+    what training measured."""
+    params = _params(cf_regularized, learning_rate=0.1, weight_decay=0, epochs=30, patience=3, refit=False,
+                     implicit=implicit)
     summary = cf_regularized.TOPIC.train(ratings, tmp_path / "model", params, 0)
     assert "stopping early" in capsys.readouterr().out
     history = read_json(tmp_path / "model" / "history.json")
@@ -98,6 +102,24 @@ def test_best_epoch_weights_are_kept(ratings, tmp_path, capsys):
     saved = cf_gd.split_scores(_model(tmp_path / "model"), splits["val"], params.y_range)["rmse"]
     assert saved == pytest.approx(min(history["val_rmse"]), abs=1e-6)
     assert history["val_rmse"][-1] > saved
+    assert "implicit" not in _model(tmp_path / "model")
+
+
+def test_implicit_feedback_sums_the_rated_items_vectors(ratings):
+    splits, meta = cf_gd.load_splits(ratings, (0.0, 5.5), "cpu")
+    train = splits["train"]
+    tensors, feedback = cf_regularized.initial_tensors(meta, train, _params(cf_regularized, implicit=True), 0, "cpu")
+    table = torch.randn_like(tensors["implicit"])
+    users, items = train.users.numpy(), train.items.numpy()
+    rows = np.array([5, 0, 17, 5, 300])
+    got = feedback.of_ratings(rows, table)
+    for row, term in zip(rows, got):
+        rated = items[users == users[row]]
+        torch.testing.assert_close(term, table[rated].sum(0) / len(rated) ** 0.5)
+    folded = feedback.folded({**tensors, "implicit": table})
+    assert "implicit" not in folded
+    torch.testing.assert_close(folded["user_factors"][users[rows]], tensors["user_factors"][users[rows]] + got)
+    torch.testing.assert_close(folded["item_factors"], tensors["item_factors"])
 
 
 def test_refit_learns_the_chosen_epochs_from_training_and_validation_ratings(ratings, tmp_path, capsys):
@@ -143,6 +165,7 @@ class EpochCounter:
     ("cf-regularized", {"epochs": 8, "learning_rate": 0.1, "weight_decay": 0, "patience": 2, "schedule": "constant"}),
     ("cf-regularized", {"epochs": 6, "schedule": "one-cycle", "decay": "decoupled", "weight_decay": 0.5,
                         "uniform_weight_decay": 2}),
+    ("cf-regularized", {"epochs": 6, "implicit": "true", "implicit_weight_decay": 4}),
 ])
 def test_resumed_run_reproduces_the_uninterrupted_one(name, changes, ratings, tmp_path, monkeypatch, capsys):
     module = TOPICS[name]
@@ -230,6 +253,7 @@ def test_training_runs_on_the_asked_threads_and_restores_them(name, ratings, tmp
 
 
 @pytest.mark.parametrize("bad", ["threads=-1", "bias_weight_decay=-1", "uniform_weight_decay=-1", "weight_decay=-0.1",
+                                 "implicit_weight_decay=-1",
                                  "schedule=step", "decay=l1", "batch_size=0"])
 def test_bad_cf_regularized_parameters_are_user_errors(bad):
     with pytest.raises(DlxError, match="cf-regularized") as error:

@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from components.data import DATASETS, get_dataset, load_dataset, load_ratings, prepare_dataset
 from components.data import ratings
+from components.data.splits import holdout_within_groups
 from components.errors import DlxError
 
 REAL_ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens-100k"
@@ -114,6 +115,28 @@ def test_synthetic_is_deterministic_and_seeded(synthetic):
     assert ratings(a, "test") != ratings(other_data, "test")
 
 
+def test_validation_from_half_the_groups():
+    indices, groups = np.arange(100, 1100), np.repeat(np.arange(50), 20)
+    kept, held = holdout_within_groups(indices, groups, 0.1, seed=3)
+    assert len(held) == 100 and np.array_equal(np.sort(np.concatenate([kept, held])), indices)
+    assert len(np.unique(groups[held - 100])) <= 25 < len(np.unique(groups[kept - 100]))
+    again = holdout_within_groups(indices, groups, 0.1, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(again, (kept, held)))
+    assert not np.array_equal(holdout_within_groups(indices, groups, 0.1, seed=4)[1], held)
+    with pytest.raises(DlxError, match="choose a smaller val_fraction"):
+        holdout_within_groups(indices, groups, 0.6, seed=3)  # more than half the groups hold
+
+
+def test_movielens_100k_validation_option(tmp_path):
+    directory = _ml100k(tmp_path / "ml")
+    for validation, want in [("users", "ratings of half the users"), ("ratings", "random ratings")]:
+        meta = prepare_dataset("movielens-100k", tmp_path / validation, data_dir=str(directory),
+                               options={"validation": validation})
+        assert meta["validation"] == want and meta["splits"]["val"] >= 1
+    with pytest.raises(DlxError, match="validation"):
+        prepare_dataset("movielens-100k", tmp_path / "bad", data_dir=str(directory), options={"validation": "time"})
+
+
 # --- movielens 100k and latest-small layouts --------------------------------------------------
 
 def test_movielens_100k_random_split(tmp_path):
@@ -142,7 +165,8 @@ def test_movielens_100k_u1_split_and_unseen_ids(tmp_path):
     meta = prepare_dataset("movielens-100k", tmp_path / "out", data_dir=str(tmp_path / "root"),
                            options={"split": "u1"})
     tables, _ = load_ratings(tmp_path / "out")
-    assert meta["source"] == str(directory) and meta["options"] == {"split": "u1"}
+    assert meta["source"] == str(directory) and meta["options"] == {"split": "u1", "validation": "auto"}
+    assert meta["validation"] == "ratings of half the users"
     assert meta["splits"]["test"] == 4 and meta["splits"]["train"] + meta["splits"]["val"] == 10
     assert set(meta["inputs"]) == {"u1.base", "u1.test", "u.item", "u.genre"}
     # user 4 and item 50 appear only in u1.test: index -1, absent from the mappings
@@ -347,7 +371,10 @@ def test_real_movielens_100k(tmp_path):
     assert meta["splits"]["train"] + meta["splits"]["val"] == 80_000 and meta["splits"]["test"] == 20_000
     assert meta["inputs"] == {n: ratings.ML100K_SHA256[n] for n in ("u1.base", "u1.test", "u.item", "u.genre")}
     assert meta["schema"]["n_users"] == 943 and tables["items"]["title"].notna().all()
+    # validation as u1.test is drawn: many ratings of some users (here half), none of the others
+    assert tables["val"]["user"].nunique() <= 943 // 2 + 1 and meta["splits"]["val"] == 8_000
     meta = prepare_dataset("movielens-100k", tmp_path / "random", data_dir=str(REAL_ML100K))
+    assert meta["validation"] == "random ratings"
     assert sum(meta["splits"].values()) == 100_000
     assert meta["inputs"]["u.data"] == "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"
     data = pd.read_csv(REAL_ML100K / "u.data", sep="\t", header=None)

@@ -7,7 +7,7 @@ UNKNOWN (-1), for the trainers' bias/mean fallback, and is absent from users/ite
 
 Splits: the test split is either official (MovieLens u1) or a random TEST_FRACTION drawn with
 the fixed TEST_SEED, so runs with different seeds are scored on the same test set; validation
-is a `val_fraction` of the training part drawn with the run's seed.
+is a `val_fraction` of the training part drawn with the run's seed (MovieLens u1: from half the users).
 
 pandas is imported inside functions: listing datasets must not pay for it.
 """
@@ -28,7 +28,7 @@ from components.data.artifact import HINT, read_tables
 from components.data.decode import decode
 from components.data.fetch import DATA_DIR_ENV, cache_dir, local_file, locate
 from components.data.idx import read_content
-from components.data.splits import holdout
+from components.data.splits import holdout, holdout_within_groups
 from components.errors import DlxError
 from components.params import help_field
 
@@ -77,6 +77,10 @@ class SyntheticOptions:
 @dataclass(frozen=True)
 class MovieLens100kOptions:
     split: Literal["random", "u1"] = help_field("random", "u1: the official u1.base/u1.test; random: 80/20")
+    validation: Literal["auto", "ratings", "users"] = help_field(
+        "auto", "how validation is drawn from the training ratings: ratings, at random; users, from a random half "
+                "of the users only, as u1.test holds about 40% of the ratings of half the users (ids 1-462) and "
+                "so tests thinly rated users; auto: users with split=u1, else ratings")
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,9 @@ def load_movielens_100k(data_dir: str | None, seed: int, val_fraction: float,
     inputs = {name: sha for name, (_, sha) in texts.items()}
     frame = pd.concat(parts, ignore_index=True)
     split_at = len(parts[0]) if len(parts) == 2 else None
-    return _prepare(frame, meta, seed, val_fraction, located.source, inputs, (1.0, 5.0), split_at=split_at)
+    by_users = options.validation == "users" or (options.validation == "auto" and options.split == "u1")
+    return _prepare(frame, meta, seed, val_fraction, located.source, inputs, (1.0, 5.0), split_at=split_at,
+                    val_by_users=by_users)
 
 
 def load_movielens_latest(data_dir: str | None, seed: int, val_fraction: float) -> tuple[Tables, dict]:
@@ -317,8 +323,9 @@ def _ml100k_items(path: Path, text: str, genres: list[str]) -> "pd.DataFrame":
 
 def _prepare(frame: "pd.DataFrame", item_meta: "pd.DataFrame | None", seed: int, val_fraction: float,
              source: str, inputs: dict[str, str], rating_range: tuple[float, float], *,
-             split_at: int | None = None, duplicates: str = "error") -> tuple[Tables, dict]:
-    """Validate, split and re-encode; with `split_at`, rows from there on are the official test split."""
+             split_at: int | None = None, duplicates: str = "error", val_by_users: bool = False) -> tuple[Tables, dict]:
+    """Validate, split and re-encode; with `split_at`, rows from there on are the official test split;
+    with `val_by_users`, validation comes from half the users (`holdout_within_groups`)."""
     import pandas as pd
 
     lo, hi = rating_range
@@ -337,7 +344,10 @@ def _prepare(frame: "pd.DataFrame", item_meta: "pd.DataFrame | None", seed: int,
             raise DlxError(f"{source}: a (user, item) pair is in both the training and the test file; "
                            "use files from the same split")
         rest, test = np.arange(split_at), np.arange(split_at, len(frame))
-    train, val = holdout(rest, val_fraction, seed)
+    if val_by_users:
+        train, val = holdout_within_groups(rest, frame["user"].to_numpy()[rest], val_fraction, seed)
+    else:
+        train, val = holdout(rest, val_fraction, seed)
     users = pd.Index(np.sort(frame["user"].iloc[train].unique()))
     items = pd.Index(np.sort(frame["item"].iloc[train].unique()))
 
@@ -363,6 +373,7 @@ def _prepare(frame: "pd.DataFrame", item_meta: "pd.DataFrame | None", seed: int,
         "unseen": {name: int(((tables[name]["user"] == UNKNOWN) | (tables[name]["item"] == UNKNOWN)).sum())
                    for name in splits[1:]},  # rows whose user or item has no training rating
         "test_split": "official" if split_at is not None else f"random {TEST_FRACTION:g} (seed {TEST_SEED})",
+        "validation": "ratings of half the users" if val_by_users else "random ratings",
     }
     return tables, fields
 

@@ -126,8 +126,10 @@ def init_tensors(meta: dict, train: Split, factors: int, init_std: float, y_rang
     return {name: t.to(device).requires_grad_() for name, t in tensors.items()}
 
 
-def predict(tensors: dict[str, Any], users: Any, items: Any, y_range: tuple[float, ...]) -> Any:
+def predict(tensors: dict[str, Any], users: Any, items: Any, y_range: tuple[float, ...],
+            user_terms: Any = None) -> Any:
     """Ratings for (user, item) index pairs; index -1 (unseen in training) contributes no factors and no bias.
+    ``user_terms``: one row per pair added to the user's factors (cf-regularized's implicit feedback).
 
     So an unseen user gets global bias + item bias, an unseen item global bias + user bias, and both
     unseen the global bias alone: the bias/mean fallback, never an index error.
@@ -141,7 +143,8 @@ def predict(tensors: dict[str, Any], users: Any, items: Any, y_range: tuple[floa
 
     known_users, known_items = (users >= 0).unsqueeze(1), (items >= 0).unsqueeze(1)
     users, items = users.clamp(min=0), items.clamp(min=0)
-    user_f = embedding(users, tensors["user_factors"]) * known_users
+    user_f = embedding(users, tensors["user_factors"])
+    user_f = (user_f if user_terms is None else user_f + user_terms) * known_users
     item_f = embedding(items, tensors["item_factors"]) * known_items
     logit = (user_f * item_f).sum(1) + tensors["global_bias"]
     if "user_bias" in tensors:
