@@ -96,7 +96,7 @@ def make_optimizer(name: str, tensors: list[Any], params: Params) -> Any:
 
 
 def initial_tensors(meta: dict, split: Split, params: Params, seed: int,
-          device: str) -> tuple[dict[str, Any], ImplicitFeedback | None]:
+                    device: str) -> tuple[dict[str, Any], ImplicitFeedback | None]:
     """The initial tensors for training on ``split`` (with params.implicit, the item table ``implicit``
     too) and the split's implicit feedback."""
     import torch
