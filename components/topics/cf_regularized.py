@@ -14,7 +14,7 @@ the update (AdamW, fastai).
 thinly rated users and items are pulled harder toward 0 than per-rating L2 alone pulls them.
 The step size follows ``schedule``, a function of the step number alone, so it resumes exactly.
 (MovieLens u1.base, validation RMSE on 40% of half the users' ratings, drawn as u1.test is: without
-implicit feedback the settings tried stall at 0.932-0.934 (factors 20-80, uniform decay 4-8,
+implicit feedback the settings tried stall at 0.932-0.935 (factors 20-80, uniform decay 4-8,
 per-rating decay 0.01-0.05, Adam at 0.001-0.006, cosine schedules, batches of 128-512), worse with
 more decay or factors, plain SGD (0.949-0.959) or AdaGrad (0.934-0.939); with it, implicit decay
 32 and batches of 256: 0.925.)
