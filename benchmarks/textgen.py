@@ -26,7 +26,8 @@ def run(data_dir: str, budgets: list[float], hiddens: list[int], seed: int, prom
     """One row per (budget, hidden size), all on one prepared data set; and the last model's sample."""
     from components import steps
     from components.params import split_pair
-    from components.topics import char_lm
+    from components.topics.sequences import text_gen
+    from components.topics.sequences.text_gen import model as char_lm
 
     rows, sample = [], ""
     with tempfile.TemporaryDirectory(prefix="dlx-bench-") as tmp:
@@ -48,7 +49,7 @@ def run(data_dir: str, budgets: list[float], hiddens: list[int], seed: int, prom
                              "train_seconds": summary["train_seconds"], "epochs_run": summary["epochs_run"],
                              "parameters": summary["parameters"], "device": summary["device"],
                              "unigram_nats_per_char": metrics["baseline"]["unigram"]["nats_per_char"]})
-                loaded, vocabulary = char_lm.load(model)
+                loaded, vocabulary = text_gen.load_model(model)
                 sample = prompt + char_lm.generate(loaded, vocabulary, prompt, length, 0.8, seed=seed)
     return rows, sample
 

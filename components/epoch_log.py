@@ -10,6 +10,16 @@ import time
 from pathlib import Path
 
 from components.files import read_json, write_json
+from components.params import to_dict
+
+_RUN_DATA = ("dataset", "inputs", "splits", "seed", "protocol")
+"""The data set's meta.json entries that identify the data a run trains on."""
+
+
+def run_identity(params: object, seed: int, meta: dict) -> dict:
+    """What identifies a run in its epoch log: a checkpoint of another run (other parameters, seed or
+    data) is never resumed."""
+    return {"params": to_dict(params), "seed": seed, **{key: meta.get(key) for key in _RUN_DATA}}
 
 
 class EpochLog:

@@ -1,7 +1,7 @@
 """The topic registry: every consumer (CLI, pipelines, SageMaker entrypoint, benchmarks) reads it.
 
-Adding a topic is one module under components/topics/ that defines ``TOPIC`` and one line in
-``_MODULES``. Topic modules are cheap to import: frameworks load inside train/evaluate.
+Adding a topic is one module (or package) under its family in components/topics/ that defines
+``TOPIC`` and one line in ``_MODULES``. Topic modules are cheap to import: frameworks load inside train/evaluate.
 """
 from __future__ import annotations
 
@@ -15,19 +15,19 @@ from components.errors import DlxError
 from components.params import override
 
 _MODULES = (
-    "components.topics.mnist_mlp",
-    "components.topics.mnist_cnn",
-    "components.topics.pytorch_gd",
-    "components.topics.cf_gd",
-    "components.topics.cf_regularized",
-    "components.topics.catvar_keras",
-    "components.topics.catvar_split",
-    "components.topics.catvar_homebrew",
-    "components.topics.text_vectors",
-    "components.topics.random_embeddings",
-    "components.topics.word_embeddings",
-    "components.topics.text_gen",
-    "components.topics.rnn",
+    "components.topics.images.mnist_mlp",
+    "components.topics.images.mnist_cnn",
+    "components.topics.optimization.pytorch_gd",
+    "components.topics.ratings.cf_gd",
+    "components.topics.ratings.cf_regularized",
+    "components.topics.ratings.catvar_keras",
+    "components.topics.ratings.catvar_split",
+    "components.topics.ratings.catvar_homebrew",
+    "components.topics.text.text_vectors",
+    "components.topics.text.random_embeddings",
+    "components.topics.text.word_embeddings",
+    "components.topics.sequences.text_gen",
+    "components.topics.sequences.rnn",
 )
 
 

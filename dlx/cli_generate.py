@@ -26,10 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
-    from components.topics import char_lm
+    from components.topics.sequences import text_gen
+    from components.topics.sequences.text_gen import model as char_lm
 
     model_dir = run_model_dir(Path(args.run_dir), command="generate", marker="train.json", takes=("text-gen",))
-    model, vocabulary = char_lm.load(model_dir)
+    model, vocabulary = text_gen.load_model(model_dir)
     char_lm.check_options(args.length, args.temperature, args.top_p)
     char_lm.encode(args.prompt, vocabulary)  # a bad prompt fails before anything is printed
     sys.stdout.write(args.prompt)

@@ -11,7 +11,8 @@ from dlx.arguments import run_model_dir
 
 def cmd_predict(args: argparse.Namespace) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from components.topics.text_common import MODEL_FILE, predict
+    from components.topics.text.common import MODEL_FILE
+    from components.topics.text.predict import predict
 
     texts = [t for t in args.texts if t.strip()]
     if not texts:

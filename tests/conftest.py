@@ -91,3 +91,31 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+class Interrupted(Exception):
+    """Stands in for a kill (a spot interruption) in the middle of training."""
+
+
+class EpochCounter:
+    """The epochs a trainer really starts; interrupts before the next one once ``count`` is ``stop_after``."""
+
+    def __init__(self) -> None:
+        self.count, self.stop_after = 0, None
+
+
+@pytest.fixture
+def epochs_run(monkeypatch) -> EpochCounter:
+    """Counts the epochs begun through the epoch log (every PyTorch topic's loop, and the Keras fit)."""
+    from components.epoch_log import EpochLog
+
+    counter, begin = EpochCounter(), EpochLog.on_epoch_begin
+
+    def counting_begin(self, epoch, logs=None):
+        begin(self, epoch, logs)
+        if counter.count == counter.stop_after:
+            raise Interrupted(f"interrupted after {counter.count} epochs")
+        counter.count += 1
+
+    monkeypatch.setattr(EpochLog, "on_epoch_begin", counting_begin)
+    return counter

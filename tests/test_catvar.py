@@ -10,7 +10,7 @@ from components.data import prepare_dataset
 from components.evaluate import evaluate_run
 from components.files import read_json
 from components.params import from_dict
-from components.topics import catvar, catvar_homebrew, catvar_keras, catvar_split
+from components.topics.ratings import catvar, catvar_homebrew, catvar_keras, catvar_split
 
 TOPICS = {"catvar-keras": catvar_keras.TOPIC, "catvar-split": catvar_split.TOPIC,
           "catvar-homebrew": catvar_homebrew.TOPIC}

@@ -11,14 +11,13 @@ from components.errors import DlxError
 from components.evaluate import evaluate_run
 from components.files import read_json
 from components.params import override
-from components.topics import cf_gd, cf_regularized
-from components.topics.torch_common import MODEL_FILE, HandAdagrad, HandSGD
+from components.topics.optimizers import HandAdagrad, HandSGD
+from components.topics import torch_loop
+from components.topics.ratings import cf_gd, cf_regularized, factors
+from components.topics.torch_loop import MODEL_FILE
+from conftest import Interrupted
 
 TOPICS = {"cf-gd": cf_gd, "cf-regularized": cf_regularized}
-
-
-class Interrupted(Exception):
-    """Stands in for a spot interruption."""
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +79,11 @@ def test_topic_learns_toward_the_noise_floor(name, ratings, tmp_path, capsys):
 
 
 def test_mean_rating_initialisation(ratings):
-    splits, meta = cf_gd.load_splits(ratings, (0.0, 5.5), "cpu")
+    splits, meta = factors.load_splits(ratings, (0.0, 5.5), "cpu")
     train = splits["train"]
-    tensors = cf_gd.init_tensors(meta, train, 50, 0.01, (0.0, 5.5), True, 0, "cpu")
+    tensors = factors.init_tensors(meta, train, 50, 0.01, (0.0, 5.5), True, 0, "cpu")
     with torch.no_grad():
-        initial = cf_gd.predict(tensors, train.users, train.items, (0.0, 5.5))
+        initial = factors.predict(tensors, train.users, train.items, (0.0, 5.5))
     assert abs(float(initial.mean()) - float(train.ratings.mean())) < 0.01
 
 
@@ -98,15 +97,15 @@ def test_best_epoch_weights_are_kept(implicit, ratings, tmp_path, capsys):
     assert "stopping early" in capsys.readouterr().out
     history = read_json(tmp_path / "model" / "history.json")
     assert len(history["val_rmse"]) == summary["best_epoch"] + 3 < 30
-    splits, _ = cf_gd.load_splits(ratings, params.y_range, "cpu")
-    saved = cf_gd.split_scores(_model(tmp_path / "model"), splits["val"], params.y_range)["rmse"]
+    splits, _ = factors.load_splits(ratings, params.y_range, "cpu")
+    saved = factors.split_scores(_model(tmp_path / "model"), splits["val"], params.y_range)["rmse"]
     assert saved == pytest.approx(min(history["val_rmse"]), abs=1e-6)
     assert history["val_rmse"][-1] > saved
     assert "implicit" not in _model(tmp_path / "model")
 
 
 def test_implicit_feedback_sums_the_rated_items_vectors(ratings):
-    splits, meta = cf_gd.load_splits(ratings, (0.0, 5.5), "cpu")
+    splits, meta = factors.load_splits(ratings, (0.0, 5.5), "cpu")
     train = splits["train"]
     tensors, feedback = cf_regularized.initial_tensors(meta, train, _params(cf_regularized, implicit=True), 0, "cpu")
     table = torch.randn_like(tensors["implicit"])
@@ -125,12 +124,12 @@ def test_implicit_feedback_sums_the_rated_items_vectors(ratings):
 def test_refit_learns_the_chosen_epochs_from_training_and_validation_ratings(ratings, tmp_path, capsys):
     params = _params(cf_regularized, learning_rate=0.1, weight_decay=0, epochs=30, patience=3)
     summary = cf_regularized.TOPIC.train(ratings, tmp_path / "model", params, 0)
-    splits, _ = cf_gd.load_splits(ratings, params.y_range, "cpu")
+    splits, _ = factors.load_splits(ratings, params.y_range, "cpu")
     known = int(((splits["val"].users >= 0) & (splits["val"].items >= 0)).sum())
     assert summary["refit_ratings"] == len(splits["train"]) + known
     assert f"refitting on {summary['refit_ratings']} training and validation ratings for {summary['best_epoch']} epochs" \
         in capsys.readouterr().out
-    refit_val = cf_gd.split_scores(_model(tmp_path / "model"), splits["val"], params.y_range)["rmse"]
+    refit_val = factors.split_scores(_model(tmp_path / "model"), splits["val"], params.y_range)["rmse"]
     assert refit_val < summary["val_rmse"]  # it has now learned from the validation ratings
 
 
@@ -138,7 +137,7 @@ def test_unseen_users_and_items_fall_back_to_the_biases(ratings, tmp_path):
     cf_regularized.TOPIC.train(ratings, tmp_path / "model", _params(cf_regularized, epochs=3), 0)
     tensors, (lo, hi) = _model(tmp_path / "model"), (0.0, 5.5)
     users, items = torch.tensor([-1, 3, -1]), torch.tensor([7, -1, -1])
-    got = cf_gd.predict(tensors, users, items, (lo, hi))
+    got = factors.predict(tensors, users, items, (lo, hi))
     g = tensors["global_bias"]
     want = lo + (hi - lo) * torch.sigmoid(torch.stack([
         g + tensors["item_bias"][7], g + tensors["user_bias"][3], g]))
@@ -146,16 +145,9 @@ def test_unseen_users_and_items_fall_back_to_the_biases(ratings, tmp_path):
 
     tables, _ = load_ratings(ratings)
     with_unseen = tables["test"].assign(user=-1)
-    learned_rows = cf_gd.predict(tensors, torch.tensor(with_unseen["user"].to_numpy(np.int64)),
+    learned_rows = factors.predict(tensors, torch.tensor(with_unseen["user"].to_numpy(np.int64)),
                                  torch.tensor(with_unseen["item"].to_numpy(np.int64)), (lo, hi))
     assert torch.isfinite(learned_rows).all()
-
-
-class EpochCounter:
-    """The epochs the trainer really runs; interrupts before the next one once ``count`` is ``stop_after``."""
-
-    def __init__(self) -> None:
-        self.count, self.stop_after = 0, None
 
 
 @pytest.mark.parametrize("name, changes", [
@@ -167,17 +159,8 @@ class EpochCounter:
                         "uniform_weight_decay": 2}),
     ("cf-regularized", {"epochs": 6, "implicit": "true", "implicit_weight_decay": 4}),
 ])
-def test_resumed_run_reproduces_the_uninterrupted_one(name, changes, ratings, tmp_path, monkeypatch, capsys):
-    module = TOPICS[name]
-    counter, run_epoch = EpochCounter(), module._epoch
-
-    def counting_epoch(*args, **kwargs):
-        if counter.count == counter.stop_after:
-            raise Interrupted(f"interrupted after {counter.count} epochs")
-        counter.count += 1
-        return run_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(module, "_epoch", counting_epoch)
+def test_resumed_run_reproduces_the_uninterrupted_one(name, changes, ratings, tmp_path, epochs_run, capsys):
+    module, counter = TOPICS[name], epochs_run
     params = _params(module, **changes)
     module.TOPIC.train(ratings, tmp_path / "straight", params, 0)
     straight_epochs = counter.count
@@ -199,7 +182,7 @@ def test_resumed_run_reproduces_the_uninterrupted_one(name, changes, ratings, tm
 def test_step_size_schedules():
     def rates(schedule, total=100):
         params = _params(cf_regularized, schedule=schedule, learning_rate=0.01)
-        return [cf_regularized.step_size(params, step, total) for step in range(total + 1)]
+        return [cf_regularized.step_size(params, step / total) for step in range(total + 1)]
 
     assert set(rates("constant")) == {0.01}
     cosine = rates("cosine")
@@ -212,9 +195,9 @@ def test_step_size_schedules():
 
 
 def test_decay_in_the_loss_uniform_or_decoupled_with_its_own_bias_decay(ratings):
-    splits, meta = cf_gd.load_splits(ratings, (0.0, 5.5), "cpu")
+    splits, meta = factors.load_splits(ratings, (0.0, 5.5), "cpu")
     train = splits["train"]
-    tensors = cf_gd.init_tensors(meta, train, 4, 0.5, (0.0, 5.5), True, 0, "cpu")
+    tensors = factors.init_tensors(meta, train, 4, 0.5, (0.0, 5.5), True, 0, "cpu")
     with torch.no_grad():
         for name in ("user_bias", "item_bias"):
             tensors[name].normal_(0, 0.3)
@@ -224,9 +207,9 @@ def test_decay_in_the_loss_uniform_or_decoupled_with_its_own_bias_decay(ratings)
     users, items = batch[0], batch[1]
     error = cf_regularized._loss(tensors, *batch, _params(cf_regularized, decay="decoupled"), len(train)).item()
     with torch.no_grad():
-        factors = (tensors["user_factors"][users].square().sum(1) + tensors["item_factors"][items].square().sum(1)).mean()
+        sizes = (tensors["user_factors"][users].square().sum(1) + tensors["item_factors"][items].square().sum(1)).mean()
         biases = (tensors["user_bias"][users].square() + tensors["item_bias"][items].square()).mean()
-    want = error + 0.2 * float(factors) + 0.05 * float(biases)
+    want = error + 0.2 * float(sizes) + 0.05 * float(biases)
     assert cf_regularized._loss(tensors, *batch, l2, len(train)).item() == pytest.approx(want, rel=1e-5)
     every = (tensors["user_factors"].square().sum() + tensors["item_factors"].square().sum()).item()
     assert cf_regularized._loss(tensors, *batch, uniform, len(train)).item() == pytest.approx(
@@ -241,8 +224,9 @@ def test_decay_in_the_loss_uniform_or_decoupled_with_its_own_bias_decay(ratings)
 
 @pytest.mark.parametrize("name", TOPICS)
 def test_training_runs_on_the_asked_threads_and_restores_them(name, ratings, tmp_path, monkeypatch):
-    module, seen, run_epoch = TOPICS[name], [], TOPICS[name]._epoch
-    monkeypatch.setattr(module, "_epoch", lambda *args: (seen.append(torch.get_num_threads()), run_epoch(*args))[1])
+    module, seen, run_step = TOPICS[name], [], torch_loop.TrainLoop._step
+    monkeypatch.setattr(torch_loop.TrainLoop, "_step",
+                        lambda *args: (seen.append(torch.get_num_threads()), run_step(*args))[1])
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -10,7 +10,8 @@ from components.data import prepare_dataset
 from components.data.corpus import builtin_text
 from components.files import write_json
 from components.params import override
-from components.topics import char_lm, text_gen
+from components.topics.sequences import text_gen
+from components.topics.sequences.text_gen import model as char_lm
 from dlx.cli import main
 
 
@@ -32,7 +33,7 @@ def model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def loaded(model_dir):
-    return char_lm.load(model_dir)
+    return text_gen.load_model(model_dir)
 
 
 def test_generates_the_requested_length_from_the_vocabulary(loaded):
@@ -65,7 +66,7 @@ def test_temperature_towards_zero_gives_the_greedy_string(loaded):
 
 
 def test_dlx_generate_streams_from_a_run_dir_or_a_model_dir(model_dir, tmp_path, capsys):
-    model, vocabulary = char_lm.load(model_dir)
+    model, vocabulary = text_gen.load_model(model_dir)
     expected = char_lm.generate(model, vocabulary, "The ", 80, 0.8, top_p=0.9, seed=3)
     run_dir = tmp_path / "text-gen-run"
     shutil.copytree(model_dir, run_dir / "train" / "model")

@@ -10,12 +10,9 @@ from components.errors import DlxError
 from components.evaluate import evaluate_run
 from components.files import read_json
 from components.params import override
-from components.topics import pytorch_gd
-from components.topics.pytorch_gd import TOPIC, Params, make_optimizer
-
-
-class Interrupted(Exception):
-    """Stands in for a spot interruption."""
+from components.topics.optimization import pytorch_gd
+from components.topics.optimization.pytorch_gd import TOPIC, Params, make_optimizer
+from conftest import Interrupted
 
 
 @pytest.fixture(scope="module")
@@ -23,28 +20,6 @@ def regression(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("regression") / "dataset"
     prepare_dataset("regression", path, seed=0)
     return path
-
-
-class EpochCounter:
-    """The epochs the trainer really runs; interrupts before the next one once ``count`` is ``stop_after``."""
-
-    def __init__(self) -> None:
-        self.count, self.stop_after = 0, None
-
-
-@pytest.fixture
-def epochs_run(monkeypatch) -> EpochCounter:
-    counter = EpochCounter()
-    run_epoch = pytorch_gd._epoch
-
-    def counting_epoch(*args, **kwargs):
-        if counter.count == counter.stop_after:
-            raise Interrupted(f"interrupted after {counter.count} epochs")
-        counter.count += 1
-        return run_epoch(*args, **kwargs)
-
-    monkeypatch.setattr(pytorch_gd, "_epoch", counting_epoch)
-    return counter
 
 
 def _model(model_dir: Path) -> dict[str, torch.Tensor]:

@@ -9,7 +9,7 @@ import pytest
 from components.data.artifact import write_artifact
 from components.files import write_json
 from components.report import render
-from components.topics.ratings_eval import BIAS_REG_ITEM, BIAS_REG_USER, Learned, evaluate_ratings, fit_biases
+from components.topics.ratings.evaluation import BIAS_REG_ITEM, BIAS_REG_USER, Learned, evaluate_ratings, fit_biases
 
 # train: exactly 3 + user bias (+1, -1) + item bias (+0.5, 0, -0.5), every cell observed
 TRAIN = [(u, i, 3 + bu + bi) for u, bu in enumerate((1.0, -1.0)) for i, bi in enumerate((0.5, 0.0, -0.5))]

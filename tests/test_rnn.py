@@ -10,17 +10,14 @@ from components.data import prepare_dataset
 from components.errors import DlxError
 from components.evaluate import evaluate_run, verdict
 from components.files import read_json
-from components.topics import rnn_model
-from components.topics.rnn import TOPIC, Params
-from components.topics.rnn_cells import ManualRNN, clip_grad_norm
-from components.topics.torch_common import MODEL_FILE
+from components.topics import torch_loop
+from components.topics.sequences.rnn import TOPIC, Params
+from components.topics.sequences.rnn.cells import ManualRNN, clip_grad_norm
+from components.topics.torch_loop import MODEL_FILE
+from conftest import Interrupted
 
 SINE = {"window": "16", "hidden_size": "32", "epochs": "6", "learning_rate": "0.01"}
 TEXT = {"epochs": "12", "hidden_size": "32", "embedding_size": "16"}
-
-
-class Interrupted(Exception):
-    """Stands in for a spot interruption."""
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -150,7 +147,7 @@ class SaveCounter:
 @pytest.fixture
 def saves(monkeypatch) -> SaveCounter:
     counter = SaveCounter()
-    save = rnn_model.save_state
+    save = torch_loop.save_state
 
     def counting_save(checkpoint_dir, epochs_done, *args, **kwargs):
         save(checkpoint_dir, epochs_done, *args, **kwargs)
@@ -158,7 +155,7 @@ def saves(monkeypatch) -> SaveCounter:
         if counter.count == counter.stop_after:
             raise Interrupted(f"interrupted after epoch {epochs_done}")
 
-    monkeypatch.setattr(rnn_model, "save_state", counting_save)
+    monkeypatch.setattr(torch_loop, "save_state", counting_save)
     return counter
 
 
@@ -203,7 +200,7 @@ def test_text_sample_beats_the_majority_class(tokens, cell, text_sample, tmp_pat
     assert accuracy > majority + 0.15, (accuracy, majority)
     assert len(metrics["folds"]) == 3
     assert metrics["plots"] == ["confusion_matrix.png", "learning_curves.png"]
-    from components.topics.text_common import predict  # what `dlx predict` calls
+    from components.topics.text.predict import predict  # what `dlx predict` calls
 
     labels, probabilities = predict(tmp_path / "model", ["the film was wonderful", ""])
     assert labels == ["negative", "positive"]

@@ -10,7 +10,10 @@ from components.data.corpus import builtin_text
 from components.errors import DlxError
 from components.files import read_json
 from components.params import override
-from components.topics import char_lm, text_gen
+from components.topics import torch_loop
+from components.topics.sequences import text_gen
+from components.topics.sequences.text_gen import model as char_lm
+from conftest import Interrupted
 
 SMALL = ["hidden_size=64", "layers=1", "embedding_dim=16", "batch_size=16", "seq_len=32", "learning_rate=0.01",
          "budget_minutes=0", "sample_length=40", "dropout=0"]
@@ -71,14 +74,10 @@ def test_the_builtin_corpus_is_learned_within_seconds(tmp_path):
     assert summary["val_nats_per_char"] < 0.7 * math.log(len(summary["vocabulary"]))
 
 
-class Interrupted(Exception):
-    """Stands in for a spot interruption."""
-
-
 def test_resumed_run_reproduces_the_uninterrupted_one(corpus, tmp_path, monkeypatch):
     params = _params("epochs=3", "dropout=0.2", "layers=2")
     text_gen.train(corpus, tmp_path / "straight", params, 5)
-    steps, run_step = [0], text_gen._step
+    steps, run_step = [0], torch_loop.TrainLoop._step
 
     def interrupting_step(*args, **kwargs):
         steps[0] += 1
@@ -86,7 +85,7 @@ def test_resumed_run_reproduces_the_uninterrupted_one(corpus, tmp_path, monkeypa
             raise Interrupted
         return run_step(*args, **kwargs)
 
-    monkeypatch.setattr(text_gen, "_step", interrupting_step)
+    monkeypatch.setattr(torch_loop.TrainLoop, "_step", interrupting_step)
     with pytest.raises(Interrupted):
         text_gen.train(corpus, tmp_path / "resumed", params, 5, tmp_path / "checkpoints")
     assert len(read_json(tmp_path / "checkpoints" / "samples.json")) == 2

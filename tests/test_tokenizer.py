@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from components.data.text import sample_sentences
-from components.topics.text_vectors import buckets, colliding, collision_table
-from components.topics.tokenizer import OOV, PAD, WORD, Tokenizer, WordIndex
+from components.topics.text.text_vectors import buckets, colliding, collision_table
+from components.topics.text.tokenizer import OOV, PAD, WORD, Tokenizer, WordIndex
 
 
 def test_punctuation_splits_and_inner_apostrophes_stay():

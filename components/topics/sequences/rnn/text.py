@@ -1,18 +1,18 @@
 """The rnn topic's text task: classify labelled texts read as characters or words.
 
-A text becomes token indices through components.topics.tokenizer (a word index of the training
+A text becomes token indices through components.topics.text.tokenizer (a word index of the training
 texts: 0 padding, 1 out-of-vocabulary; ``tokens=char`` uses the same tokenizer with one token per
 character), cut after ``max_length`` tokens. A batch is padded to its longest text and packed
 (pack_padded_sequence), so the recurrent layer never steps through padding and the final hidden
 state of each text is the one after its own last token; a linear head on it gives the class.
 
-Folds, out-of-fold scoring, baselines and the model dir follow components.topics.text_common: a
+Folds, out-of-fold scoring, baselines and the model dir follow components.topics.text.common: a
 fresh network per fold (its own word index, seed + fold), then a final one on all texts. With a
 checkpoint dir each of them keeps its own per-epoch checkpoint there (``fold-<k>/``, ``final/``),
 so an interrupted run redoes nothing it finished. The model dir adds ``history.json`` (the final
 network's epochs) and ``cv_history.json`` (the folds' mean, validated on each held-out fold).
 
-Imports torch at the top: components.topics.rnn imports it only inside train/evaluate.
+Imports torch at the top: the rnn topic module imports it only inside train/evaluate.
 """
 from __future__ import annotations
 
@@ -26,12 +26,11 @@ import torch
 
 from components import evaluate as shared
 from components.files import read_json, write_json
-from components.params import from_dict
-from components.topics.rnn_model import build_model, fit, load_model, parameter_count
-from components.topics.text_common import (Corpus, cross_validate, evaluate_text, load_corpus, load_vocabulary,
+from components.topics.sequences.rnn.network import build_model, fit, load_model, parameter_count
+from components.topics.text.common import (Corpus, cross_validate, evaluate_text, load_corpus, load_vocabulary,
                                            read_model_info, save_model, save_vocabulary)
-from components.topics.tokenizer import RESERVED, WORD, Tokenizer, WordIndex
-from components.topics.torch_common import MODEL_FILE, open_log
+from components.topics.text.tokenizer import RESERVED, WORD, Tokenizer, WordIndex
+from components.topics.torch_loop import MODEL_FILE, Batch
 
 CHARACTER = r"(?s)."
 """The tokenizer pattern of ``tokens=char``: every character, spaces and punctuation included."""
@@ -75,23 +74,22 @@ def _fit(tokens: list[list[str]], y: np.ndarray, train: np.ndarray, held_out: np
         for start in range(0, len(order), params.batch_size):
             rows = order[start:start + params.batch_size]
             longest = int(lengths[rows].max())
-            inputs = (torch.as_tensor(x[rows, :longest], device=device), torch.as_tensor(lengths[rows]))
-            yield inputs, targets[rows], int(lengths[rows].sum())
+            yield Batch((torch.as_tensor(x[rows, :longest], device=device), torch.as_tensor(lengths[rows]),
+                         targets[rows]), len(rows), int(lengths[rows].sum()))
 
     def scores(rows: np.ndarray, prefix: str) -> dict[str, float]:
         p = probabilities(model, x[rows], lengths[rows], device)
         return {f"{prefix}loss": float(-np.log(np.maximum(p[np.arange(len(rows)), y[rows]], 1e-12)).mean()),
                 f"{prefix}accuracy": float((p.argmax(axis=1) == y[rows]).mean())}
 
-    def end_epoch(loss: float) -> dict[str, float]:
+    def epoch_scores(loss: float) -> dict[str, float]:
         return {"loss": loss, "accuracy": scores(train, "")["accuracy"],
                 **(scores(held_out, "val_") if len(held_out) else {})}
 
-    log = open_log(checkpoint, {**run, "part": tag})
     unit = "characters" if params.tokens == "char" else "words"
-    fit(model, params, device, log, checkpoint, batches, torch.nn.functional.cross_entropy, end_epoch, unit,
-        tag=f"{tag}: ")
-    return model, index, log.history
+    loop = fit(model, params, device, checkpoint, {**run, "part": tag}, batches, torch.nn.functional.cross_entropy,
+               epoch_scores, unit, tag=f"{tag}: ")
+    return model, index, loop.log.history
 
 
 def train(dataset_dir: Path, model_dir: Path, params: Any, seed: int, checkpoint_dir: Path | None, device: str,
@@ -136,12 +134,8 @@ def train(dataset_dir: Path, model_dir: Path, params: Any, seed: int, checkpoint
                       oof=result["oof"], folds=folds, started=started, write=write)
 
 
-def predict_proba(model_dir: Path, texts: Sequence[str]) -> np.ndarray:
-    """(len(texts), n classes) probabilities of a trained rnn text model, on the CPU (text_common.predict's
-    "torch" format)."""
-    from components.topics.rnn import Params
-
-    params = from_dict(Params, read_json(model_dir / "params.json"), "rnn")
+def predict_proba(model_dir: Path, params: Any, texts: Sequence[str]) -> np.ndarray:
+    """(len(texts), n classes) probabilities of a trained rnn text model (``params`` its Params), on the CPU."""
     tokenize, index, length = load_vocabulary(model_dir / "vocabulary.json")
     model = load_model(model_dir, params, params.embedding_size, len(read_model_info(model_dir)["labels"]),
                        vocabulary=len(index))
@@ -150,7 +144,7 @@ def predict_proba(model_dir: Path, texts: Sequence[str]) -> np.ndarray:
 
 
 def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path, params: Any) -> dict:
-    """text_common's out-of-fold evaluation (majority-class and TF-IDF baselines on the same folds)
+    """The shared out-of-fold evaluation (majority-class and TF-IDF baselines on the same folds)
     and the learning curves averaged over the folds (validation: each fold's held-out texts)."""
     report = evaluate_text(dataset_dir, model_dir, out_dir)
     report["plots"].append(shared.plot_learning_curves(read_json(model_dir / "cv_history.json"),

@@ -1,9 +1,8 @@
-"""Training and evaluation shared by the Keras image classifiers (mnist-mlp, mnist-cnn).
+"""The one Keras fit helper of the Keras topics (mnist-*, catvar-*, word-embeddings).
 
-The topics differ only in their network; scaling, the optimiser, the fit loop, saving and
-evaluation are this one piece of code. The fit loop with checkpoint/resume and saving
-(fit_and_save) also serves the Keras ratings topics (catvar-*). Keras is imported inside the functions because it
-fixes its backend (TensorFlow or PyTorch) at first import, from KERAS_BACKEND.
+Compile, fit with a per-epoch checkpoint from which a rerun continues, save the model dir. Keras
+is imported inside the functions because it fixes its backend (TensorFlow or PyTorch) at first
+import, from KERAS_BACKEND.
 """
 from __future__ import annotations
 
@@ -11,29 +10,23 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from components import evaluate
-from components.files import atomic_dir, read_json, write_json
-from components.data import load_dataset
-from components.errors import DlxError
 from components.epoch_log import EpochLog
+from components.errors import DlxError
+from components.files import atomic_dir, write_json
 from components.params import help_field, to_dict
-from components.registry import Topic
 
 BACKENDS = ("tensorflow", "torch")
-BN_MOMENTUM = 0.9
-"""Batch-norm statistics settle within ~50 steps (Keras's 0.99 needs ~500, more than small sets give)."""
 
 
 @dataclass(frozen=True)
 class KerasParams:
-    """Hyperparameters every Keras classifier has; topics subclass this to add their network's."""
+    """Hyperparameters every Keras topic has; topics subclass this to add their network's."""
 
     epochs: int = help_field(20, "passes over the training split")
     batch_size: int = help_field(128, "examples per gradient step")
@@ -58,10 +51,6 @@ class KerasParams:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not '{self.backend}'")
 
 
-BuildModel = Callable[[Any, tuple[int, ...], int, Any], Any]
-"""build(keras, input_shape, n_classes, params) -> an uncompiled keras.Model ending in softmax."""
-
-
 def import_keras(backend: str) -> Any:
     """Import Keras on ``backend``; refuse if this process already runs Keras on another one."""
     loaded = sys.modules.get("keras")
@@ -76,10 +65,10 @@ def import_keras(backend: str) -> Any:
     return keras
 
 
-def _inputs(x: np.ndarray, meta: dict) -> np.ndarray:
-    """Scale pixels to [0, 1] by the data set's declared range and add a channel axis."""
-    top = float(meta["schema"]["value_range"][1])
-    return (x.astype("float32") / top)[..., None]
+def softmax_head(keras: Any, inputs: Any, features: Any, n_classes: int, name: str) -> Any:
+    """Close a classifier: class probabilities from ``features``, as a named keras.Model."""
+    outputs = keras.layers.Dense(n_classes, activation="softmax")(features)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def _optimizer(keras: Any, params: KerasParams, total_steps: int) -> Any:
@@ -103,30 +92,14 @@ def _backup(keras: Any, directory: Path, stale: bool) -> Any:
     return keras.callbacks.BackupAndRestore(str(directory), double_checkpoint=True, delete_checkpoint=False)
 
 
-def train_classifier(
-    build: BuildModel, dataset_dir: Path, model_dir: Path, params: KerasParams, seed: int,
-    checkpoint_dir: Path | None = None,
-) -> dict:
-    """Fit the network on the digits' training split and write the model dir (see fit_and_save)."""
-    keras = import_keras(params.backend)
-    keras.utils.set_random_seed(seed)
-    arrays, meta = load_dataset(dataset_dir)
-    x_train, x_val = _inputs(arrays["x_train"], meta), _inputs(arrays["x_val"], meta)
-    n_classes = len(meta["schema"]["y"]["classes"])
-    model = build(keras, x_train.shape[1:], n_classes, params)
-    return fit_and_save(keras, model, (x_train, arrays["y_train"]), (x_val, arrays["y_val"]), params, seed, meta,
-                        model_dir, checkpoint_dir, loss="sparse_categorical_crossentropy", metric="accuracy")
-
-
 def fit_and_save(
     keras: Any, model: Any, train: tuple[Any, np.ndarray], val: tuple[Any, np.ndarray], params: KerasParams,
     seed: int, meta: dict, model_dir: Path, checkpoint_dir: Path | None, *, loss: str, metric: Any,
 ) -> dict:
     """Compile and fit ``model``, then write model.keras, params.json, history.json and train.json.
 
-    Shared by every Keras topic (classifiers and the catvar regressions): inputs are whatever the
-    model takes (an array, or a dict of arrays for several inputs); ``metric`` is a Keras metric
-    or its name, and the summary reports its last validation value.
+    Inputs are whatever the model takes (an array, or a dict of arrays for several inputs);
+    ``metric`` is a Keras metric or its name, and the summary reports its last validation value.
 
     With ``checkpoint_dir`` the weights, optimizer state and epoch log are saved there after
     every epoch, and a rerun of the same run (same parameters, seed and data) continues after
@@ -175,40 +148,3 @@ def fit_and_save(
         write_json(tmp / "history.json", log.history)
         write_json(tmp / "train.json", summary)
     return summary
-
-
-def classifier_topic(name: str, description: str, params: type, build: BuildModel,
-                     presets: dict[str, dict[str, str]]) -> Topic:
-    """The registry entry of a Keras digit classifier: only the network and its defaults differ."""
-    def train(dataset_dir: Path, model_dir: Path, values: Any, seed: int, checkpoint_dir: Path | None = None) -> dict:
-        return train_classifier(build, dataset_dir, model_dir, values, seed, checkpoint_dir)
-
-    return Topic(name=name, description=description, framework="keras", datasets=("digits", "mnist"),
-                 params=params, train=train, evaluate=evaluate_classifier, main_metric="accuracy", presets=presets)
-
-
-def softmax_head(keras: Any, inputs: Any, features: Any, n_classes: int, name: str) -> Any:
-    """Close a network: class probabilities from ``features``, as a named keras.Model."""
-    outputs = keras.layers.Dense(n_classes, activation="softmax")(features)
-    return keras.Model(inputs, outputs, name=name)
-
-
-def evaluate_classifier(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
-    """Test-split metrics, the random-forest baseline on the same split, and the plots."""
-    params = read_json(model_dir / "params.json")
-    seed = read_json(model_dir / "train.json")["seed"]
-    keras = import_keras(params["backend"])
-    arrays, meta = load_dataset(dataset_dir)
-    model = keras.saving.load_model(model_dir / "model.keras")
-    probabilities = np.asarray(model.predict(_inputs(arrays["x_test"], meta), batch_size=1024, verbose=0))
-    classes = meta["schema"]["y"]["classes"]
-    result = evaluate.classification_report(arrays["y_test"], probabilities, classes)
-    result["baseline"] = {"random_forest": evaluate.random_forest_baseline(arrays, seed)}
-    history = read_json(model_dir / "history.json")
-    predicted = probabilities.argmax(axis=1)
-    result["plots"] = [
-        evaluate.plot_learning_curves(history, out_dir / "learning_curves.png"),
-        evaluate.plot_confusion_matrix(result["confusion_matrix"], out_dir / "confusion_matrix.png"),
-        evaluate.plot_misclassified(arrays["x_test"], arrays["y_test"], predicted, out_dir / "misclassified.png"),
-    ]
-    return result

@@ -20,7 +20,7 @@ import numpy as np
 
 from components.params import help_field
 from components.registry import Topic
-from components.topics.text_common import (DATASETS, TextParams, cross_validate, evaluate_text, full_proba,
+from components.topics.text.common import (DATASETS, TextParams, cross_validate, evaluate_text, full_proba,
                                            load_corpus, save_model, save_vocabulary)
 
 
@@ -105,7 +105,7 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
 
 TOPIC = Topic(
     name="random-embeddings",
-    description="fixed random word vectors pooled (mean/sum/max) into document vectors + logistic regression",
+    description="fixed random word vectors, pooled, + logistic regression",
     framework="numpy + scikit-learn", datasets=DATASETS, params=Params, train=train, evaluate=evaluate_text,
     main_metric="accuracy",
 )

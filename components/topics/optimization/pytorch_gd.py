@@ -19,19 +19,20 @@ from components.data import load_dataset
 from components.files import read_json
 from components.params import help_field, to_dict
 from components.registry import Topic
-from components.topics.torch_common import (MODEL_FILE, HandSGD, open_log, pick_device, restore_state, save_state,
-                                            train_seconds, write_model_dir)
+from components.topics.optimizers import HandSGD
+from components.topics.torch_loop import MODEL_FILE, Batch, TorchParams, TrainLoop, pick_device, train_val_words, write_model_dir
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(TorchParams):
     optimizer: Literal["plain", "momentum", "torch-sgd"] = help_field(
         "momentum", "update rule: plain GD and momentum written by hand, or torch.optim.SGD (with `momentum`)")
     learning_rate: float = help_field(0.05, "step size")
     momentum: float = help_field(0.9, "momentum coefficient of momentum and torch-sgd (plain ignores it)")
     epochs: int = help_field(100, "passes over the training split")
     batch_size: int = help_field(0, "examples per step; 0 = the whole training split (full-batch gradient descent)")
-    device: Literal["auto", "cpu", "cuda"] = help_field("auto", "where to train: auto picks CUDA when present")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = help_field(
+        "fp32", "autocast: fp32 keeps the exact comparison with least squares; auto is bf16 on CUDA")
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 0:
@@ -54,18 +55,6 @@ def _mse(weight: Any, bias: Any, x: Any, y: Any) -> Any:
     return ((x @ weight + bias - y) ** 2).mean()
 
 
-def _epoch(weight: Any, bias: Any, optimizer: Any, x: Any, y: Any, batch_size: int, order: np.ndarray) -> None:
-    """One pass over the training split in ``order``, one step per batch."""
-    import torch
-
-    size = batch_size or len(order)
-    for start in range(0, len(order), size):
-        index = torch.as_tensor(order[start:start + size], device=x.device)
-        optimizer.zero_grad()
-        _mse(weight, bias, x[index], y[index]).backward()
-        optimizer.step()
-
-
 def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
     """Fit w and b, then write model.pt (a state_dict), params.json, history.json and train.json.
 
@@ -80,36 +69,28 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
     generator = torch.Generator().manual_seed(seed)
     weight = (0.01 * torch.randn(x.shape[1], generator=generator)).to(device).requires_grad_()
     bias = torch.zeros((), device=device, requires_grad=True)
-    optimizer = make_optimizer(params.optimizer, [weight, bias], params)
+    tensors = {"weight": weight, "bias": bias}
     run = {"params": to_dict(params), "seed": seed,
            **{key: meta[key] for key in ("dataset", "inputs", "splits", "seed")}}
-    log = open_log(checkpoint_dir, run)
-    tensors = {"weight": weight, "bias": bias}
-    start, _ = restore_state(checkpoint_dir, log, tensors, optimizer, device)
+    loop = TrainLoop(tensors, make_optimizer(params.optimizer, [weight, bias], params), epochs=params.epochs,
+                     device=device, checkpoint_dir=checkpoint_dir, run=run, precision=params.precision,
+                     divergence_hint="lower learning_rate (or momentum)")
     print(f"training on {len(x)} examples, validating on {len(x_val)}; {x.shape[1] + 1} parameters; "
           f"optimizer {params.optimizer}; device {device}", flush=True)
-    for epoch in range(start, params.epochs):
-        log.on_epoch_begin(epoch)
+
+    def batches(epoch: int):
         order = np.random.default_rng([seed, epoch]).permutation(len(x))
-        _epoch(weight, bias, optimizer, x, y, params.batch_size, order)
-        with torch.no_grad():
-            scores = {"mse": float(_mse(weight, bias, x, y)), "val_mse": float(_mse(weight, bias, x_val, y_val))}
-        log.on_epoch_end(epoch, scores)
-        print(f"epoch {epoch + 1}/{params.epochs}: train mse {scores['mse']:.4f}  val mse {scores['val_mse']:.4f}",
-              flush=True)
-        save_state(checkpoint_dir, epoch + 1, tensors, optimizer)
-    if log.first_epoch is None:
-        print(f"the checkpoint in {checkpoint_dir} holds all {params.epochs} epochs; nothing left to train", flush=True)
-    seconds = train_seconds(log)
-    summary = {
-        "train_seconds": round(seconds, 2),
-        "samples_per_second": round(params.epochs * len(x) / seconds, 1),
-        "parameters": x.shape[1] + 1,
-        "device": device,
-        "seed": seed,
-        "val_mse": log.history["val_mse"][-1],
-    }
-    write_model_dir(model_dir, tensors, params, log.history, summary)
+        size = params.batch_size or len(order)
+        for start in range(0, len(order), size):
+            index = torch.as_tensor(order[start:start + size], device=device)
+            yield Batch((x[index], y[index]), len(index), len(index))
+
+    def scores(loss: float) -> dict[str, float]:
+        return {"mse": float(_mse(weight, bias, x, y)), "val_mse": float(_mse(weight, bias, x_val, y_val))}
+
+    loop.fit(batches, lambda xb, yb: _mse(weight, bias, xb, yb), scores, describe=train_val_words)
+    summary = loop.summary(seed=seed, val_mse=loop.log.history["val_mse"][-1])
+    write_model_dir(model_dir, tensors, params, loop.log.history, summary)
     return summary
 
 
@@ -171,8 +152,7 @@ def _plot_predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, path: Path) 
 
 TOPIC = Topic(
     name="pytorch-gd",
-    description="gradient descent by hand with autograd (plain, momentum) on a generated regression, "
-                "checked against torch.optim.SGD",
+    description="gradient descent by hand with autograd (plain, momentum), vs torch.optim",
     framework="pytorch",
     datasets=("regression",),
     params=Params,

@@ -6,10 +6,13 @@ forest on the same split, as the seed did.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from components.params import help_field
-from components.topics.keras_classifier import BN_MOMENTUM, KerasParams, classifier_topic, softmax_head
+from components.registry import Topic
+from components.topics.images import classifier
+from components.topics.keras_fit import KerasParams, softmax_head
 
 
 @dataclass(frozen=True)
@@ -23,13 +26,23 @@ def build(keras: Any, input_shape: tuple[int, ...], n_classes: int, params: Para
     x = layers.Flatten()(inputs)
     for units in params.hidden_units:
         x = layers.Dense(units, use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+        x = layers.BatchNormalization(momentum=classifier.BN_MOMENTUM)(x)
         x = layers.Activation("relu")(x)
         x = layers.Dropout(params.dropout)(x)
     return softmax_head(keras, inputs, x, n_classes, "mnist_mlp")
 
 
-TOPIC = classifier_topic(
-    "mnist-mlp", "dense net (512-512, batch norm, dropout) on handwritten digits; random-forest baseline",
-    Params, build, presets={"digits": {"epochs": "30", "batch_size": "32"}},
+def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
+    return classifier.train(build, dataset_dir, model_dir, params, seed, checkpoint_dir)
+
+
+def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
+    return classifier.evaluate(dataset_dir, model_dir, out_dir)
+
+
+TOPIC = Topic(
+    name="mnist-mlp",
+    description="dense net (512-512, batch norm, dropout) on digits",
+    framework="keras", datasets=classifier.DATASETS, params=Params, train=train, evaluate=evaluate,
+    main_metric="accuracy", presets={"digits": {"epochs": "30", "batch_size": "32"}},
 )

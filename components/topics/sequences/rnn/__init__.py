@@ -1,7 +1,7 @@
 """rnn: recurrent networks written two ways, a cell by hand and torch's LSTM/GRU, on two tasks.
 
 ``cell=manual`` is the Elman recurrence written out with matrix multiplies (tanh or relu,
-identity-initialised recurrent weights as in the seed's IRNN; see rnn_cells), ``cell=lstm|gru``
+identity-initialised recurrent weights as in the seed's IRNN; see ``cells``), ``cell=lstm|gru``
 are torch.nn.LSTM/GRU. Gradients are clipped by their global norm. The task follows the data set:
 a signal (``sine``) is next-value regression from windows of past values, judged by MSE against
 predicting the last value; labelled text (``text-sample``, ``sentiment-sentences``,
@@ -9,29 +9,36 @@ predicting the last value; labelled text (``text-sample``, ``sentiment-sentences
 accuracy over the artifact's folds against the majority class. The topic's main metric therefore
 differs per data set (``dataset_metrics``).
 
-torch loads inside train/evaluate only (the task modules import it), so listing topics stays fast.
+The package: ``cells`` (the recurrent layers and clipping), ``network`` (the model and its
+training), ``sine`` and ``text`` (the two tasks). torch loads inside train/evaluate only (the
+task modules import it), so listing topics stays fast.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
+
+from components.epoch_log import run_identity
 from components.errors import DlxError
 from components.files import read_json
-from components.params import from_dict, help_field, to_dict
+from components.params import from_dict, help_field
 from components.registry import Topic
+from components.topics.torch_loop import TorchParams, pick_device
 
 TEXT_DATASETS = ("text-sample", "sentiment-sentences", "text-file:PATH")
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(TorchParams):
     cell: Literal["manual", "lstm", "gru"] = help_field(
         "manual", "recurrent layer: the cell written by hand, or torch.nn.LSTM / torch.nn.GRU")
     nonlinearity: Literal["relu", "tanh"] = help_field("relu", "activation of the hand-written cell (manual only)")
     identity_init: bool = help_field(
-        True, "manual only: recurrent weights start as the identity, biases at zero (IRNN); false: nn.RNN's uniform")
+        True, "manual only: recurrent weights start as the identity, biases at zero (IRNN)")
     hidden_size: int = help_field(64, "units of the hidden state")
     layers: int = help_field(1, "stacked recurrent layers")
     epochs: int = help_field(20, "passes over the training data (per fold for text)")
@@ -44,11 +51,7 @@ class Params:
     max_length: int = help_field(200, "text task: tokens kept per text (the first ones); longer texts are cut")
     lowercase: bool = help_field(True, "text task: lower-case the text before tokenising")
     min_count: int = help_field(1, "text task: keep tokens found in at least this many training texts")
-    max_words: int = help_field(20000, "text task: keep only this many most frequent tokens (0: all); "
-                                       "the rest read as out-of-vocabulary")
-    device: Literal["auto", "cpu", "cuda"] = help_field("auto", "where to train: auto picks CUDA when present")
-    amp: bool = help_field(True, "mixed precision on CUDA (bfloat16 autocast; float16 with loss scaling "
-                                    "where the GPU or cuDNN lacks bf16)")
+    max_words: int = help_field(20000, "text task: keep only this many most frequent tokens (0: all)")
 
     def __post_init__(self) -> None:
         if min(self.hidden_size, self.layers, self.epochs, self.batch_size, self.window, self.embedding_size,
@@ -73,47 +76,46 @@ def task_of(dataset_dir: Path) -> str:
     return kind or "sequences"
 
 
-def _run_record(params: Params, meta: dict, seed: int) -> dict:
-    """What identifies a run for the epoch log: a checkpoint of another run is never resumed."""
-    return {"params": to_dict(params), "seed": seed, **{key: meta.get(key) for key in ("dataset", "inputs", "splits")}}
-
-
 def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
     """Train on the data set's task and write the model dir (model.pt, params.json, history, train.json).
 
     With ``checkpoint_dir`` the weights, optimizer state and epoch log are saved there after every
     epoch; a rerun of the same run continues after the last saved epoch.
     """
-    from components.topics.torch_common import pick_device
-
     task = task_of(dataset_dir)
     device = pick_device(params.device)
-    run = _run_record(params, read_json(Path(dataset_dir) / "meta.json"), seed)
+    run = run_identity(params, seed, read_json(Path(dataset_dir) / "meta.json"))
     if task == "text":
-        from components.topics import rnn_text
+        from components.topics.sequences.rnn import text
 
-        return rnn_text.train(Path(dataset_dir), Path(model_dir), params, seed, checkpoint_dir, device, run)
-    from components.topics import rnn_sine
+        return text.train(Path(dataset_dir), Path(model_dir), params, seed, checkpoint_dir, device, run)
+    from components.topics.sequences.rnn import sine
 
-    return rnn_sine.train(Path(dataset_dir), Path(model_dir), params, seed, checkpoint_dir, device, run)
+    return sine.train(Path(dataset_dir), Path(model_dir), params, seed, checkpoint_dir, device, run)
 
 
 def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
     """Signal: test MSE vs persistence/mean and a rollout plot. Text: accuracy vs the majority class."""
     params = from_dict(Params, read_json(Path(model_dir) / "params.json"), "rnn")
     if task_of(dataset_dir) == "text":
-        from components.topics import rnn_text
+        from components.topics.sequences.rnn import text
 
-        return rnn_text.evaluate(Path(dataset_dir), Path(model_dir), Path(out_dir), params)
-    from components.topics import rnn_sine
+        return text.evaluate(Path(dataset_dir), Path(model_dir), Path(out_dir), params)
+    from components.topics.sequences.rnn import sine
 
-    return rnn_sine.evaluate(Path(dataset_dir), Path(model_dir), Path(out_dir), params)
+    return sine.evaluate(Path(dataset_dir), Path(model_dir), Path(out_dir), params)
+
+
+def predict_proba(model_dir: Path, texts: Sequence[str]) -> np.ndarray:
+    """Class probabilities of new texts from a model trained on text (components.topics.text.predict)."""
+    from components.topics.sequences.rnn import text
+
+    return text.predict_proba(model_dir, from_dict(Params, read_json(model_dir / "params.json"), "rnn"), texts)
 
 
 TOPIC = Topic(
     name="rnn",
-    description="recurrent networks: a hand-written cell (identity-initialised, gradient clipping) and "
-                "torch LSTM/GRU, for next-value regression on a noisy signal and text classification",
+    description="hand-written recurrent cell or LSTM/GRU: sequence regression, text classes",
     framework="pytorch",
     datasets=("sine", *TEXT_DATASETS),
     params=Params,
@@ -122,6 +124,5 @@ TOPIC = Topic(
     main_metric="mse",
     higher_is_better=False,
     dataset_metrics={name: ("accuracy", True) for name in TEXT_DATASETS},
-    # 2,400 training sentences per fold: held-out accuracy levels off by epoch 6-8 while the loss climbs
     presets={"sentiment-sentences": {"epochs": "8"}},
 )

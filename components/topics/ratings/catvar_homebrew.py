@@ -9,11 +9,14 @@ bias the same way.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from components.topics.catvar import Params, catvar_topic, l2
+from components.registry import Topic
+from components.topics.ratings import catvar
+from components.topics.ratings.catvar import Params, l2
 
 
 def embed(keras: Any, user: Any, item: Any, schema: dict, params: Params) -> tuple[Any, Any]:
@@ -37,5 +40,16 @@ def factors(model: Any, schema: dict) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return kernel[:schema["n_users"]], kernel[items], bias[items, 0]
 
 
-TOPIC = catvar_topic("catvar-homebrew", "one dense layer over one-hot(user) ‖ one-hot(movie) as a hand-made "
-                     "embedding → rating", embed, factors)
+def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
+    return catvar.train(embed, "catvar-homebrew", dataset_dir, model_dir, params, seed, checkpoint_dir)
+
+
+def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
+    return catvar.evaluate(factors, dataset_dir, model_dir, out_dir)
+
+
+TOPIC = Topic(
+    name="catvar-homebrew", description="one dense layer on one-hot(user) ‖ one-hot(movie)",
+    framework="keras", datasets=catvar.DATASETS, params=Params, train=train, evaluate=evaluate,
+    main_metric="rmse", higher_is_better=False, presets=catvar.PRESETS,
+)

@@ -7,9 +7,12 @@ written the long way; the one-hot vectors are made per batch inside the model (C
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from components.topics.catvar import Params, catvar_topic, factors_per_input, l2
+from components.registry import Topic
+from components.topics.ratings import catvar
+from components.topics.ratings.catvar import Params, l2
 
 
 def embed(keras: Any, user: Any, item: Any, schema: dict, params: Params) -> tuple[Any, Any]:
@@ -25,5 +28,16 @@ def embed(keras: Any, user: Any, item: Any, schema: dict, params: Params) -> tup
             layers.Add()([dense(name, "bias", 1) for name in one_hot]))
 
 
-TOPIC = catvar_topic("catvar-split", "one-hot user and one-hot movie through separate dense layers, joined → rating",
-                     embed, factors_per_input)
+def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
+    return catvar.train(embed, "catvar-split", dataset_dir, model_dir, params, seed, checkpoint_dir)
+
+
+def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
+    return catvar.evaluate(catvar.factors_per_input, dataset_dir, model_dir, out_dir)
+
+
+TOPIC = Topic(
+    name="catvar-split", description="one-hot user and movie through separate dense layers",
+    framework="keras", datasets=catvar.DATASETS, params=Params, train=train, evaluate=evaluate,
+    main_metric="rmse", higher_is_better=False, presets=catvar.PRESETS,
+)

@@ -1,7 +1,7 @@
 """text-vectors: sparse document vectors from a word index, and the hashing trick, each feeding a
 logistic regression.
 
-The tokenizer and word index are this project's (components.topics.tokenizer: the lesson); the
+The tokenizer and word index are this project's (components.topics.text.tokenizer: the lesson); the
 vectors are scikit-learn's, given that index as their vocabulary and the tokenizer as analyzer:
 
 - ``binary``: 1 where the document has the term (set of words),
@@ -28,9 +28,9 @@ from components import evaluate
 from components.files import read_json
 from components.params import help_field
 from components.registry import Topic
-from components.topics.text_common import (DATASETS, TextParams, cross_validate, evaluate_text, full_proba,
+from components.topics.text.common import (DATASETS, TextParams, cross_validate, evaluate_text, full_proba,
                                            load_corpus, save_model, save_vocabulary)
-from components.topics.tokenizer import Tokenizer, WordIndex
+from components.topics.text.tokenizer import Tokenizer, WordIndex
 
 VECTORIZERS = ("binary", "counts", "tfidf", "hashing")
 COLLISION_BITS = (8, 10, 12, 14, 16, 18, 20)
@@ -39,12 +39,10 @@ COLLISION_BITS = (8, 10, 12, 14, 16, 18, 20)
 @dataclass(frozen=True)
 class Params(TextParams):
     """Defaults: word and word-pair TF-IDF of the terms in two or more texts, a lightly regularised
-    logistic regression (5-fold on the 3,000 sentiment sentences: 0.836; min_count=1: 0.833 and
-    five times the terms)."""
+    logistic regression (the text benchmark compares the alternatives)."""
 
     ngrams: int = help_field(2, "longest word n-gram used as a token (2: single words and word pairs)")
-    min_count: int = help_field(2, "keep terms found in at least this many training texts (one text says "
-                                   "little about a term, and such terms are most of the pairs)")
+    min_count: int = help_field(2, "keep terms found in at least this many training texts")
     vectorizer: Literal["binary", "counts", "tfidf", "hashing"] = help_field(
         "tfidf", "the document vectors of the model that is scored and saved for `dlx predict`")
     compare: bool = help_field(True, "also cross-validate the other three vectorisers (the lesson's table)")
@@ -166,7 +164,7 @@ def evaluate_topic(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 TOPIC = Topic(
     name="text-vectors",
-    description="tokeniser and word index; binary / count / TF-IDF / hashed document vectors + logistic regression",
+    description="tokeniser, word index; binary/count/TF-IDF/hashed vectors + logreg",
     framework="scikit-learn", datasets=DATASETS, params=Params, train=train, evaluate=evaluate_topic,
     main_metric="accuracy",
 )

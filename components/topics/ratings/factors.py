@@ -1,20 +1,14 @@
-"""cf-gd: matrix factorisation by full-batch gradient descent, the optimiser written by hand.
+"""The factor model both CF topics fit: its parameters, tensors, prediction, scores and evaluation.
 
-rating ≈ lo + (hi - lo) * sigmoid(global bias + <user factors, item factors>), fitted to the
-observed training ratings only (no dense matrix, so missing cells never count as zeros). Every step
-uses all training ratings; the update is momentum or AdaGrad written out (torch_common), each
-equal to its torch.optim counterpart. The global bias starts at the logit of the training mean,
-so the first prediction is already the mean rating.
-
-The factor model itself (tensors, prediction with the unseen-user fallback, scores, evaluation)
-lives here and cf-regularized builds on it: that topic adds user/item biases, minibatches, L2
-and early stopping to the same model.
+rating ≈ lo + (hi - lo) * sigmoid(global bias [+ user bias + item bias] + <user factors, item factors>),
+fitted to the observed training ratings only (no dense matrix, so missing cells never count as
+zeros). cf-gd fits it full-batch without biases; cf-regularized adds biases, minibatches, L2 and
+early stopping. The global bias starts at the logit of the training mean, so the first prediction
+is already the mean rating.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,32 +18,28 @@ import numpy as np
 from components.data import load_ratings
 from components.errors import DlxError
 from components.files import read_json
-from components.params import help_field, to_dict
-from components.registry import Topic
-from components.topics import ratings_eval
-from components.topics.torch_common import (MODEL_FILE, HandAdagrad, HandSGD, open_log, pick_device, restore_state,
-                                            save_state, train_seconds, write_model_dir)
+from components.params import help_field
+from components.topics.optimizers import HandAdagrad, HandSGD
+from components.topics.ratings import evaluation
+from components.topics.torch_loop import MODEL_FILE, TorchParams
 
 DATASETS = ("synthetic-ratings", "movielens-100k", "movielens-latest-small", "ratings-file:PATH")
 SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
-class FactorParams:
+class FactorParams(TorchParams):
     """The parameters both CF topics have, with their range checks; each topic sets its own defaults."""
 
     learning_rate: float = help_field(0.05, "step size")
     momentum: float = help_field(0.9, "momentum coefficient of the momentum (and sgd) updates")
     factors: int = help_field(3, "length of each user's and item's factor vector")
     init_std: float = help_field(0.01, "standard deviation of the random initial factors")
-    epochs: int = help_field(12, "epochs; each is steps_per_epoch full-batch steps, then validation and a checkpoint")
-    y_range: tuple[float, ...] = help_field(
-        (0.0, 5.5), "lo,hi of the sigmoid output: a little wider than the ratings so the extremes are reachable")
-    device: Literal["auto", "cpu", "cuda"] = help_field("auto", "where to train: auto picks CUDA when present")
-    threads: int = help_field(
-        1, "CPU threads for torch's operations while training, 0 = torch's default (one per core): these "
-           "steps are too small to gain from splitting, and on a busy 2-core machine two threads made "
-           "them 20x slower")
+    epochs: int = help_field(12, "epochs, each followed by validation and a checkpoint")
+    y_range: tuple[float, ...] = help_field((0.0, 5.5), "lo,hi of the sigmoid output, a little wider than the ratings")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = help_field(
+        "fp32", "autocast: these element-wise models gain little from it; auto is bf16 on CUDA")
+    threads: int = help_field(1, "CPU threads for torch while training (0: one per core); small steps run best on one")
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.factors < 1 or self.threads < 0:
@@ -60,18 +50,6 @@ class FactorParams:
             raise ValueError("momentum must be in [0, 1)")
         if len(self.y_range) != 2 or not self.y_range[0] < self.y_range[1]:
             raise ValueError("y_range must be two numbers lo,hi with lo < hi, e.g. 0,5.5")
-
-
-@dataclass(frozen=True)
-class Params(FactorParams):
-    optimizer: Literal["momentum", "adagrad"] = help_field(
-        "adagrad", "hand-written update: gradient descent with momentum, or AdaGrad")
-    steps_per_epoch: int = help_field(10, "full-batch gradient steps per epoch")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.steps_per_epoch < 1:
-            raise ValueError("steps_per_epoch must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -175,86 +153,14 @@ def epoch_scores(tensors: dict[str, Any], splits: dict[str, Split], y_range: tup
     return scores
 
 
-def print_epoch(epoch: int, epochs: int, scores: dict[str, float]) -> None:
-    shown = f"val rmse {scores['val_rmse']:.4f}  val mae {scores['val_mae']:.4f}" if "val_rmse" in scores else ""
-    print(f"epoch {epoch + 1}/{epochs}: train rmse {scores['rmse']:.4f}  {shown}".rstrip(), flush=True)
-
-
 def hand_optimizer(name: str, tensors: list[Any], params: Any) -> Any:
     if name == "adagrad":
         return HandAdagrad(tensors, params.learning_rate)
     return HandSGD(tensors, params.learning_rate, params.momentum)
 
 
-def run_record(params: Any, meta: dict, seed: int) -> dict:
-    """What identifies a run for the epoch log: a checkpoint of another run is never resumed."""
-    return {"params": to_dict(params), "seed": seed, **{key: meta[key] for key in ("dataset", "inputs", "splits")}}
-
-
-def summary(log: Any, samples: int, n_parameters: int, device: str, seed: int) -> dict:
-    """train.json: ``samples`` is the number of ratings the steps went through, earlier attempts included."""
-    seconds = train_seconds(log)
-    return {"train_seconds": round(seconds, 2), "samples_per_second": round(samples / seconds, 1),
-            "parameters": n_parameters, "device": device, "seed": seed, "epochs_run": log.epochs}
-
-
-@contextmanager
-def cpu_threads(count: int) -> Iterator[None]:
-    """torch's intra-op thread count set to ``count`` (0: left alone) for the block, then restored."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(count or before)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
-    """Fit the factors by full-batch steps; write model.pt, params.json, history.json and train.json.
-
-    With ``checkpoint_dir`` the factors, optimizer state and epoch log are saved there after
-    every epoch; a rerun of the same run continues after the last saved epoch.
-    """
-    with cpu_threads(params.threads):
-        return _train(dataset_dir, model_dir, params, seed, checkpoint_dir)
-
-
-def _train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None) -> dict:
-    device = pick_device(params.device)
-    splits, meta = load_splits(dataset_dir, params.y_range, device)
-    tensors = init_tensors(meta, splits["train"], params.factors, params.init_std, params.y_range, False, seed, device)
-    optimizer = hand_optimizer(params.optimizer, list(tensors.values()), params)
-    log = open_log(checkpoint_dir, run_record(params, meta, seed))
-    start, _ = restore_state(checkpoint_dir, log, tensors, optimizer, device)
-    n_parameters = sum(t.numel() for t in tensors.values())
-    print(f"training on {len(splits['train'])} ratings, validating on {len(splits['val'])}; {n_parameters} parameters; "
-          f"optimizer {params.optimizer}; device {device}", flush=True)
-    for epoch in range(start, params.epochs):
-        log.on_epoch_begin(epoch)
-        _epoch(tensors, optimizer, splits["train"], params)
-        scores = epoch_scores(tensors, splits, params.y_range)
-        log.on_epoch_end(epoch, scores)
-        print_epoch(epoch, params.epochs, scores)
-        save_state(checkpoint_dir, epoch + 1, tensors, optimizer)
-    if log.first_epoch is None:
-        print(f"the checkpoint in {checkpoint_dir} holds all {params.epochs} epochs; nothing left to train", flush=True)
-    result = summary(log, log.epochs * params.steps_per_epoch * len(splits["train"]), n_parameters, device, seed)
-    write_model_dir(model_dir, tensors, params, log.history, result)
-    return result
-
-
-def _epoch(tensors: dict[str, Any], optimizer: Any, train: Split, params: Params) -> None:
-    """``steps_per_epoch`` full-batch steps: every step's loss is the mean over all training ratings."""
-    for _ in range(params.steps_per_epoch):
-        optimizer.zero_grad()
-        squared_error(tensors, train, params.y_range).backward()
-        optimizer.step()
-
-
 def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
-    """The shared ratings evaluation (ratings_eval) of the saved model."""
+    """The shared ratings evaluation (components.topics.ratings.evaluation) of the saved model."""
     import torch
 
     tensors = torch.load(model_dir / MODEL_FILE, map_location="cpu", weights_only=True)
@@ -267,25 +173,8 @@ def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
         return ratings.double().numpy()
 
     item_bias = tensors.get("item_bias")
-    learned = ratings_eval.Learned(predict=predict_numpy, user_factors=tensors["user_factors"].numpy(),
+    learned = evaluation.Learned(predict=predict_numpy, user_factors=tensors["user_factors"].numpy(),
                                    item_factors=tensors["item_factors"].numpy(),
                                    item_bias=None if item_bias is None else item_bias.numpy())
     seed = read_json(model_dir / "train.json")["seed"]
-    return ratings_eval.evaluate_ratings(dataset_dir, model_dir, out_dir, learned, seed)
-
-
-TOPIC = Topic(
-    name="cf-gd",
-    description="matrix factorisation by full-batch gradient descent, momentum and AdaGrad written by hand",
-    framework="pytorch",
-    datasets=DATASETS,
-    params=Params,
-    train=train,
-    evaluate=evaluate,
-    main_metric="rmse",
-    higher_is_better=False,
-    # nothing here regularises, so the MovieLens defaults are few factors and few steps (more overfit:
-    # 20 factors for 600 steps reached 1.43 test RMSE on u1). The synthetic truth is rank 5 plus biases,
-    # which this bias-free model carries in 2 more factors, and its denser data bears more steps.
-    presets={"synthetic-ratings": {"factors": "7", "init_std": "0.1", "learning_rate": "0.1", "epochs": "40"}},
-)
+    return evaluation.evaluate_ratings(dataset_dir, model_dir, out_dir, learned, seed)

@@ -1,6 +1,6 @@
 """word-embeddings: a Keras network that learns its word vectors for the task (fastText's shape).
 
-Texts become index sequences through the word index (components.topics.tokenizer: 0 padding,
+Texts become index sequences through the word index (components.topics.text.tokenizer: 0 padding,
 1 out-of-vocabulary), cut or padded to ``max_length``. An ``Embedding`` layer with
 ``mask_zero=True`` looks each index up; the mask tells the pooling layer to ignore the padding,
 so a short sentence is the mean (or max) of its own words only. Dropout, an optional hidden
@@ -33,11 +33,11 @@ from components import evaluate
 from components.files import read_json, write_json
 from components.params import help_field, to_dict
 from components.registry import Topic
-from components.topics.keras_classifier import KerasParams, fit_and_save, import_keras, softmax_head
-from components.topics.text_common import (DATASETS, Corpus, TextParams, cross_validate, evaluate_text,
+from components.topics.keras_fit import KerasParams, fit_and_save, import_keras, softmax_head
+from components.topics.text.common import (DATASETS, Corpus, TextParams, cross_validate, evaluate_text,
                                            load_corpus, load_vocabulary, probabilities, save_model,
                                            save_vocabulary)
-from components.topics.tokenizer import RESERVED, WordIndex
+from components.topics.text.tokenizer import RESERVED, WordIndex
 
 NEIGHBOURS = 8
 LABELLED = 60
@@ -49,7 +49,7 @@ names every mapped word on hover)."""
 class Params(KerasParams, TextParams):
     """Defaults suit the 3,000 sentiment sentences; text-sample has its own preset."""
 
-    epochs: int = help_field(6, "passes over each fold's training texts (more overfit: see the learning curves)")
+    epochs: int = help_field(6, "passes over each fold's training texts")
     batch_size: int = help_field(32, "texts per gradient step")
     learning_rate: float = help_field(5e-3, "initial learning rate")
     dropout: float = help_field(0.4, "dropout rate on the word vectors and after the hidden layer")
@@ -233,7 +233,7 @@ def evaluate_topic(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 TOPIC = Topic(
     name="word-embeddings",
-    description="Keras Embedding (masked padding) learned for text classification, pooled, dense head",
+    description="Keras Embedding learned for classification, pooled, dense head",
     framework="keras", datasets=DATASETS, params=Params, train=train, evaluate=evaluate_topic,
     main_metric="accuracy",
     presets={"text-sample": {"epochs": "12", "batch_size": "16", "embedding_dim": "16", "learning_rate": "1e-2"}},

@@ -8,11 +8,14 @@ and keeps its size ('same') below that, so one network serves 8x8 digits and 28x
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from components.errors import DlxError
 from components.params import help_field
-from components.topics.keras_classifier import BN_MOMENTUM, KerasParams, classifier_topic, softmax_head
+from components.registry import Topic
+from components.topics.images import classifier
+from components.topics.keras_fit import KerasParams, softmax_head
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ def build(keras: Any, input_shape: tuple[int, ...], n_classes: int, params: Para
             raise DlxError(f"{len(params.filters)} conv blocks shrink {input_shape[0]}x{input_shape[1]} images to nothing; "
                            "use fewer filters entries")
         x = layers.Conv2D(filters, params.kernel_size, padding=padding, use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
+        x = layers.BatchNormalization(momentum=classifier.BN_MOMENTUM)(x)
         x = layers.Activation("relu")(x)
         x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
@@ -46,7 +49,17 @@ def build(keras: Any, input_shape: tuple[int, ...], n_classes: int, params: Para
     return softmax_head(keras, inputs, x, n_classes, "mnist_cnn")
 
 
-TOPIC = classifier_topic(
-    "mnist-cnn", "convolutional net (conv-BN-pool blocks, dense, dropout) on handwritten digits",
-    Params, build, presets={"digits": {"epochs": "20", "batch_size": "32", "learning_rate": "1e-3"}},
+def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
+    return classifier.train(build, dataset_dir, model_dir, params, seed, checkpoint_dir)
+
+
+def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
+    return classifier.evaluate(dataset_dir, model_dir, out_dir)
+
+
+TOPIC = Topic(
+    name="mnist-cnn",
+    description="convolutional net (conv-BN-pool blocks, dense, dropout) on digits",
+    framework="keras", datasets=classifier.DATASETS, params=Params, train=train, evaluate=evaluate,
+    main_metric="accuracy", presets={"digits": {"epochs": "20", "batch_size": "32", "learning_rate": "1e-3"}},
 )

@@ -8,7 +8,7 @@ value (persistence) and the training mean; the noise variance is the floor no pr
 Evaluation also rolls the model forward on its own predictions from the start of the test part
 and plots that rollout against the truth.
 
-Imports torch at the top: components.topics.rnn imports it only inside train/evaluate.
+Imports torch at the top: the rnn topic module imports it only inside train/evaluate.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from components import evaluate as shared
 from components.data import load_dataset
 from components.errors import DlxError
 from components.files import read_json
-from components.topics.rnn_model import build_model, fit, load_model, parameter_count
-from components.topics.torch_common import open_log, train_seconds, write_model_dir
+from components.topics.sequences.rnn.network import build_model, fit, load_model, parameter_count
+from components.topics.torch_loop import Batch, write_model_dir
 
 SPLITS = ("train", "val", "test")
 ROLLOUT_STEPS = 200
@@ -70,7 +70,6 @@ def train(dataset_dir: Path, model_dir: Path, params: Any, seed: int, checkpoint
     persistence = _mse(series[starts["val"] - 1:starts["test"] - 1], observed_val)
     model = build_model(params, seed, device, inputs=1, outputs=1)
     model.scale.copy_(torch.tensor([mean, std]))
-    log = open_log(checkpoint_dir, run)
     print(f"sine: {len(x_train)} training windows of {params.window} steps, {len(x_val)} validation targets; "
           f"cell {params.cell}, {parameter_count(model)} parameters; device {device}; "
           f"validation MSE of the last value (persistence) {persistence:.4f}, noise floor "
@@ -79,20 +78,17 @@ def train(dataset_dir: Path, model_dir: Path, params: Any, seed: int, checkpoint
     def batches(epoch: int):
         order = torch.as_tensor(np.random.default_rng([seed, epoch]).permutation(len(x_train)), device=device)
         for index in order.split(params.batch_size):
-            yield (x_train[index],), y_train[index], len(index)
+            yield Batch((x_train[index], y_train[index]), len(index), len(index))
 
-    def end_epoch(loss: float) -> dict[str, float]:
+    def scores(loss: float) -> dict[str, float]:
         predicted = torch.cat([model(x).squeeze(1).float() for x in x_val.split(1024)])
         return {"mse": loss * std ** 2, "val_mse": float(((predicted - y_val) ** 2).mean()) * std ** 2}
 
-    fit(model, params, device, log, checkpoint_dir, batches, lambda out, y: ((out.squeeze(1).float() - y) ** 2).mean(),
-        end_epoch, "sequences")
-    seconds = train_seconds(log)
-    summary = {"train_seconds": round(seconds, 2), "samples_per_second": round(log.epochs * len(x_train) / seconds, 1),
-               "parameters": parameter_count(model), "device": device, "seed": seed, "epochs_run": log.epochs,
-               "task": "sequences", "val_mse": round(log.history["val_mse"][-1], 5),
-               "val_persistence_mse": round(persistence, 5)}
-    write_model_dir(model_dir, model.state_dict(), params, log.history, summary)
+    loop = fit(model, params, device, checkpoint_dir, run, batches,
+               lambda out, y: ((out.squeeze(1).float() - y) ** 2).mean(), scores, "sequences")
+    summary = loop.summary(seed=seed, task="sequences", val_mse=round(loop.log.history["val_mse"][-1], 5),
+                           val_persistence_mse=round(persistence, 5))
+    write_model_dir(model_dir, model.state_dict(), params, loop.log.history, summary)
     return summary
 
 

@@ -1,4 +1,4 @@
-"""The character language model of text-gen: the network, reading it back from a model dir, sampling.
+"""The character language model of text-gen: the network, its text streams and validation loss, sampling.
 
 Kept apart from the topic module because it imports torch at the top: `dlx list` imports every
 topic module and must stay fast, while training, evaluation and `dlx generate` load this.
@@ -11,15 +11,12 @@ from a torch.Generator seeded by the caller, so the same seed gives the same tex
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from components.errors import DlxError
-from components.files import read_json
-from components.topics.torch_common import MODEL_FILE
 
 GREEDY_BELOW = 1e-6
 """Temperatures at or below this mean greedy decoding (dividing by them would overflow)."""
@@ -44,6 +41,38 @@ class CharLM(nn.Module):
         return self.head(self.dropout(out)), state
 
 
+class Stream:
+    """A text as ``streams`` contiguous rows of character indices, inputs and next-character targets."""
+
+    def __init__(self, indices: Any, streams: int, seq_len: int, offset: int = 0) -> None:
+        length = (len(indices) - 1 - offset) // streams
+        self.x = indices[offset:offset + streams * length].view(streams, length)
+        self.y = indices[offset + 1:offset + 1 + streams * length].view(streams, length)
+        self.seq_len = seq_len
+
+    def chunks(self, whole: bool = False) -> Any:
+        """(x, y) chunks left to right; the last, shorter one only when ``whole``."""
+        length = self.x.shape[1]
+        stop = length if whole else length - length % self.seq_len
+        for start in range(0, stop, self.seq_len):
+            yield self.x[:, start:start + self.seq_len], self.y[:, start:start + self.seq_len]
+
+
+def validation_loss(model: Any, indices: Any, streams: int, seq_len: int, dtype: Any) -> float:
+    """Mean cross-entropy in nats per character over the text, read as ``streams`` carried streams."""
+    streams = max(1, min(streams, (len(indices) - 1) // seq_len))
+    was_training = model.training
+    model.eval()
+    total, count, state = torch.zeros((), dtype=torch.float64, device=indices.device), 0, None
+    with torch.no_grad(), torch.autocast(indices.device.type, dtype=dtype, enabled=dtype is not None):
+        for x, y in Stream(indices, streams, seq_len).chunks(whole=True):
+            logits, state = model(x, state)
+            total += torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="sum")
+            count += y.numel()
+    model.train(was_training)
+    return float(total) / count
+
+
 def build(vocab_size: int, params: Any) -> CharLM:
     return CharLM(vocab_size, params.embedding_dim, params.hidden_size, params.layers, params.cell, params.dropout)
 
@@ -53,23 +82,6 @@ def detach(state: Any) -> Any:
     if state is None:
         return None
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-
-
-def load(model_dir: Path) -> tuple[CharLM, str]:
-    """(model in eval mode on the CPU, vocabulary) of a text-gen model dir."""
-    from components.params import from_dict
-    from components.topics.text_gen import Params
-
-    if not (model_dir / MODEL_FILE).is_file() or not (model_dir / "train.json").is_file():
-        raise DlxError(f"{model_dir}: not a text-gen model dir (no {MODEL_FILE} and train.json)")
-    summary = read_json(model_dir / "train.json")
-    if "vocabulary" not in summary:
-        raise DlxError(f"{model_dir}: not a text-gen model (train.json has no vocabulary)")
-    params = from_dict(Params, read_json(model_dir / "params.json"), "text-gen")
-    vocabulary = summary["vocabulary"]
-    model = build(len(vocabulary), params)
-    model.load_state_dict(torch.load(model_dir / MODEL_FILE, map_location="cpu", weights_only=True))
-    return model.eval(), vocabulary
 
 
 def top_p_filter(probabilities: torch.Tensor, top_p: float) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""What the text classifiers (the three text topics, and rnn on text) share: folds, the saved model, evaluation, baselines and `predict`.
+"""What the text classifiers (the three text topics, and rnn on text) share: folds, the saved model,
+evaluation and baselines.
 
 Training is cross-validation on the artifact's folds (``fold_indices``: k stratified folds, or one
 held-out test split for large corpora): for each fold a fresh model learns the other rows, and its
@@ -12,7 +13,7 @@ folds and labels they belong to), ``folds.json`` (per-fold figures) and the mode
 ``model.joblib`` (format "sklearn": a pipeline from raw texts to probabilities, with the word index
 inside it; written with joblib, scikit-learn's persistence, so load only models you trust) or
 ``model.keras`` with ``vocabulary.json`` (format "keras": the tokenizer settings, word index and
-sequence length the network reads), or the rnn topic's torch model (format "torch", see rnn_text).
+sequence length the network reads), or the rnn topic's torch model (format "torch"); components.topics.text.predict reads them all.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from components import evaluate
 from components.errors import DlxError
 from components.files import atomic_dir, read_json, write_json
 from components.params import help_field, to_dict
-from components.topics.tokenizer import Tokenizer, WordIndex
+from components.topics.text.tokenizer import Tokenizer, WordIndex
 
 DATASETS = ("text-sample", "sentiment-sentences", "text-file:PATH")
 MODEL_FILE = "text_model.json"
@@ -40,7 +41,7 @@ FitPredict = Callable[[list[str], np.ndarray, list[str]], np.ndarray]
 
 @dataclass(frozen=True)
 class TextParams:
-    """Tokenizer and word-index settings every text topic has (see components.topics.tokenizer)."""
+    """Tokenizer and word-index settings every text topic has (see components.topics.text.tokenizer)."""
 
     lowercase: bool = help_field(True, "lower-case the text before tokenising")
     strip_accents: bool = help_field(False, "drop accents (café -> cafe) after Unicode normalisation")
@@ -200,7 +201,7 @@ def evaluate_text(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
     return report
 
 
-# --- predicting new text ------------------------------------------------------------------------
+# --- the saved model ------------------------------------------------------------------------------
 
 def read_model_info(model_dir: Path) -> dict:
     path = model_dir / MODEL_FILE
@@ -218,29 +219,6 @@ def save_vocabulary(path: Path, tokenizer: Tokenizer, index: WordIndex, length: 
 def load_vocabulary(path: Path) -> tuple[Tokenizer, WordIndex, int]:
     data = json.loads(path.read_text(encoding="utf-8"))
     return Tokenizer(**data["tokenizer"]), WordIndex(tuple(data["terms"])), int(data["length"])
-
-
-def predict(model_dir: str | Path, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """(label names, (len(texts), n classes) probabilities) of a trained text model for new texts."""
-    model_dir = Path(model_dir)
-    info = read_model_info(model_dir)
-    texts = [str(t) for t in texts]
-    if info["format"] == "sklearn":
-        import joblib
-
-        found = joblib.load(model_dir / "model.joblib").predict_proba(texts)
-    elif info["format"] == "torch":
-        from components.topics.rnn_text import predict_proba
-
-        found = predict_proba(model_dir, texts)
-    else:
-        from components.topics.keras_classifier import import_keras
-
-        keras = import_keras(read_json(model_dir / "params.json")["backend"])
-        tokenize, index, length = load_vocabulary(model_dir / "vocabulary.json")
-        model = keras.saving.load_model(model_dir / "model.keras")
-        found = probabilities(keras, model, index.sequences([tokenize(t) for t in texts], length))
-    return info["labels"], np.asarray(found, dtype=np.float64)
 
 
 def probabilities(keras: Any, model: Any, sequences: np.ndarray, batch: int = 4096) -> np.ndarray:

@@ -39,13 +39,13 @@ import numpy as np
 from components.data import load_ratings
 from components.files import read_json
 from components.params import help_field
-from components.registry import Topic
-from components.topics.keras_classifier import KerasParams, fit_and_save, import_keras
-from components.topics.ratings_eval import Learned, evaluate_ratings
+from components.topics.keras_fit import KerasParams, fit_and_save, import_keras
+from components.topics.ratings.evaluation import Learned, evaluate_ratings
 
 MARGIN = 0.5
 """The sigmoid's output range is the rating range widened by this much each side."""
 DATASETS = ("synthetic-ratings", "movielens-100k", "movielens-latest-small", "ratings-file:PATH")
+PRESETS = {"synthetic-ratings": {"epochs": "30", "batch_size": "64"}}
 
 
 @dataclass(frozen=True)
@@ -152,17 +152,3 @@ def evaluate(factors: Factors, dataset_dir: Path, model_dir: Path, out_dir: Path
         return np.asarray(model.predict(model_inputs(users, items, schema), batch_size=8192, verbose=0))[:, 0]
 
     return evaluate_ratings(dataset_dir, model_dir, out_dir, Learned(predict, *factors(model, schema)), seed)
-
-
-def catvar_topic(name: str, description: str, embed: Embed, factors: Factors) -> Topic:
-    def train_topic(dataset_dir: Path, model_dir: Path, params: Params, seed: int,
-                    checkpoint_dir: Path | None = None) -> dict:
-        return train(embed, name, dataset_dir, model_dir, params, seed, checkpoint_dir)
-
-    def evaluate_topic(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
-        return evaluate(factors, dataset_dir, model_dir, out_dir)
-
-    return Topic(name=name, description=description, framework="keras", datasets=DATASETS, params=Params,
-                 train=train_topic, evaluate=evaluate_topic, main_metric="rmse", higher_is_better=False,
-                 presets={"synthetic-ratings": {"epochs": "30", "batch_size": "64"}})
-

@@ -1,0 +1,63 @@
+"""What the Keras digit classifiers (mnist-mlp, mnist-cnn) share: scaling, training, evaluation.
+
+The topics differ only in their network; each passes its ``build`` to ``train`` here.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from components import evaluate as shared
+from components.data import load_dataset
+from components.files import read_json
+from components.topics.keras_fit import KerasParams, fit_and_save, import_keras
+
+DATASETS = ("digits", "mnist")
+BN_MOMENTUM = 0.9
+"""Batch-norm statistics settle within ~50 steps (Keras's 0.99 needs ~500, more than small sets give)."""
+
+BuildModel = Callable[[Any, tuple[int, ...], int, Any], Any]
+"""build(keras, input_shape, n_classes, params) -> an uncompiled keras.Model ending in softmax."""
+
+
+def _inputs(x: np.ndarray, meta: dict) -> np.ndarray:
+    """Scale pixels to [0, 1] by the data set's declared range and add a channel axis."""
+    top = float(meta["schema"]["value_range"][1])
+    return (x.astype("float32") / top)[..., None]
+
+
+def train(build: BuildModel, dataset_dir: Path, model_dir: Path, params: KerasParams, seed: int,
+          checkpoint_dir: Path | None = None) -> dict:
+    """Fit the network on the training split (validation each epoch) and write the model dir."""
+    keras = import_keras(params.backend)
+    keras.utils.set_random_seed(seed)
+    arrays, meta = load_dataset(dataset_dir)
+    x_train, x_val = _inputs(arrays["x_train"], meta), _inputs(arrays["x_val"], meta)
+    n_classes = len(meta["schema"]["y"]["classes"])
+    model = build(keras, x_train.shape[1:], n_classes, params)
+    return fit_and_save(keras, model, (x_train, arrays["y_train"]), (x_val, arrays["y_val"]), params, seed, meta,
+                        model_dir, checkpoint_dir, loss="sparse_categorical_crossentropy", metric="accuracy")
+
+
+def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
+    """Test-split metrics, the random-forest baseline on the same split, and the plots."""
+    params = read_json(model_dir / "params.json")
+    seed = read_json(model_dir / "train.json")["seed"]
+    keras = import_keras(params["backend"])
+    arrays, meta = load_dataset(dataset_dir)
+    model = keras.saving.load_model(model_dir / "model.keras")
+    probabilities = np.asarray(model.predict(_inputs(arrays["x_test"], meta), batch_size=1024, verbose=0))
+    classes = meta["schema"]["y"]["classes"]
+    result = shared.classification_report(arrays["y_test"], probabilities, classes)
+    result["baseline"] = {"random_forest": shared.random_forest_baseline(arrays, seed)}
+    history = read_json(model_dir / "history.json")
+    predicted = probabilities.argmax(axis=1)
+    result["plots"] = [
+        shared.plot_learning_curves(history, out_dir / "learning_curves.png"),
+        shared.plot_confusion_matrix(result["confusion_matrix"], out_dir / "confusion_matrix.png"),
+        shared.plot_misclassified(arrays["x_test"], arrays["y_test"], predicted, out_dir / "misclassified.png"),
+    ]
+    return result
