@@ -5,13 +5,12 @@ everything a step does is testable without kfp.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from components.data import prepare_dataset
 from components.evaluate import evaluate_run
 from components.files import read_json, write_json
-from components.params import from_dict
+from components.job import parse_options_json, parse_params_json
 from components.promotion import promote
 from components.registry import get_topic
 from components.report import write_report
@@ -20,18 +19,19 @@ from components.report import write_report
 def prepare(dataset: str, data_dir: str, seed: int, out_dir: str | Path, options_json: str = "{}") -> dict:
     """Build the dataset artifact; an empty ``data_dir`` means the default location.
 
-    ``options_json``: the data set's own NAME=VALUE options as a JSON object of strings.
+    ``options_json``: the data set's own NAME=VALUE options as a JSON object of strings (a Job's).
     """
     return prepare_dataset(dataset, out_dir, data_dir=data_dir or None, seed=seed,
-                           options=json.loads(options_json or "{}"))
+                           options=parse_options_json(dataset, options_json))
 
 
 def train(
     topic: str, params_json: str, seed: int, dataset_dir: str | Path, model_dir: str | Path,
     checkpoint_dir: str | Path | None = None,
 ) -> dict:
+    """Train ``topic`` with a Job's ``params_json`` (every parameter, as a JSON object) on the artifact."""
     spec = get_topic(topic)
-    params = from_dict(spec.params, json.loads(params_json or "{}"), topic)
+    params = parse_params_json(spec, params_json)
     return spec.train(Path(dataset_dir), Path(model_dir), params, seed, Path(checkpoint_dir) if checkpoint_dir else None)
 
 

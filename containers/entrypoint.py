@@ -19,21 +19,21 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from components import steps
-from components.data import get_dataset, parse_options
+from components.data import get_dataset
 from components.errors import DlxError
 from components.evaluate import verdict
 from components.files import atomic_dir, write_json
-from components.params import from_dict, to_dict
+from components.job import ARGUMENTS, Job
 from components.registry import Topic, get_topic
 
 ROOT_ENV = "DLX_SM_ROOT"
 DEFAULT_ROOT = "/opt/ml"
 CHANNEL = "data"
 """The input channel holding a data set's files (absent for bundled data sets)."""
-HYPERPARAMETERS = ("topic", "dataset", "dataset_options", "params_json", "seed")
+HYPERPARAMETERS = ("topic", *(name for name in ARGUMENTS if name != "data_dir"))
+"""The topic and the job's arguments; the data comes in the data channel."""
 
 
 @dataclass(frozen=True)
@@ -64,20 +64,8 @@ class Layout:
         return self.root / "output" / "failure"
 
 
-@dataclass(frozen=True)
-class Job:
-    topic: Topic
-    dataset: str
-    params: Any
-    seed: int
-    data_dir: str
-    """The data channel for a data set that needs a location, else ""."""
-    dataset_options: str = "{}"
-    """The data set's NAME=VALUE options, a JSON object of strings (checked before any work)."""
-
-
 def read_job(layout: Layout) -> Job:
-    """The job's hyperparameters, checked before any work starts."""
+    """The job's hyperparameters (components.job's arguments, every value a string), checked before any work."""
     path = layout.hyperparameters
     try:
         values = json.loads(path.read_text())
@@ -92,40 +80,8 @@ def read_job(layout: Layout) -> Job:
         raise DlxError(f"unknown hyperparameter(s) {', '.join(unknown)}; valid: {', '.join(HYPERPARAMETERS)}")
     if "topic" not in values:
         raise DlxError("hyperparameter topic is missing; set it to a topic id (see `dlx list`)")
-    topic = get_topic(values["topic"])
-    dataset = topic.check_dataset(values.get("dataset"))
-    options = _dataset_options(dataset, values.get("dataset_options", "{}"))
-    return Job(topic, dataset, _params(topic, values.get("params_json", "{}")), _seed(values.get("seed", "0")),
-               _data_dir(layout, dataset), options)
-
-
-def _json_object(name: str, text: str, example: str) -> dict:
-    """A hyperparameter that holds a JSON object (SageMaker passes every value as a string)."""
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise DlxError(f"hyperparameter {name} is not JSON ({exc}); write it like {example}") from None
-    if not isinstance(value, dict):
-        raise DlxError(f"hyperparameter {name} must be a JSON object like {example}, not {text}")
-    return value
-
-
-def _params(topic: Topic, text: str) -> Any:
-    """The launcher sends every parameter (defaults and presets resolved) as one JSON object."""
-    return from_dict(topic.params, _json_object("params_json", text, '{"epochs": 5}'), topic.name)
-
-
-def _dataset_options(dataset: str, text: str) -> str:
-    options = _json_object("dataset_options", text, '{"split": "u1"}')
-    parse_options(dataset, {str(k): str(v) for k, v in options.items()})
-    return text
-
-
-def _seed(text: str) -> int:
-    try:
-        return int(text)
-    except (TypeError, ValueError):
-        raise DlxError(f"hyperparameter seed must be a whole number, not '{text}'") from None
+    dataset = get_topic(values["topic"]).check_dataset(values.get("dataset") or None)
+    return Job.from_arguments(values["topic"], {**values, "data_dir": _data_dir(layout, dataset)}, "hyperparameter")
 
 
 def _data_dir(layout: Layout, dataset: str) -> str:
@@ -168,11 +124,12 @@ def run(layout: Layout) -> dict:
     with tempfile.TemporaryDirectory(prefix="dlx-") as scratch:
         dataset_dir = Path(scratch) / "dataset"
         since = _step(1, f"prepare {job.dataset}" + (f" from {job.data_dir}" if job.data_dir else ""))
-        meta = steps.prepare(job.dataset, job.data_dir, job.seed, dataset_dir, job.dataset_options)
+        arguments = job.arguments()
+        meta = steps.prepare(job.dataset, job.data_dir, job.seed, dataset_dir, arguments["dataset_options"])
         sizes = " / ".join(f"{n} {split}" for split, n in meta["splits"].items())
         print(f"prepared {sizes} examples in {time.perf_counter() - since:.1f} s", flush=True)
         _step(2, f"train {job.topic.name} (seed {job.seed}, checkpoints in {layout.checkpoints})")
-        steps.train(job.topic.name, json.dumps(to_dict(job.params)), job.seed, dataset_dir, model_dir,
+        steps.train(job.topic.name, arguments["params_json"], job.seed, dataset_dir, model_dir,
                     layout.checkpoints)
         since = _step(3, "evaluate on the test split")
         with atomic_dir(layout.model / "evaluation") as evaluation:

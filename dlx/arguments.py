@@ -2,17 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from components.data import parse_options
 from components.errors import DlxError
 from components.files import read_json
-from components.params import split_pair
-from components.registry import Topic, get_topic
+from components.job import Job
 
 
 def add_job_arguments(parser: argparse.ArgumentParser, data_dir_help: str) -> None:
@@ -32,30 +27,15 @@ def add_champion_arguments(parser: argparse.ArgumentParser, where: str) -> None:
                         help="how much better the main metric must be to replace the champion (default: 0)")
 
 
-@dataclass(frozen=True)
-class Job:
-    """What a job-starting command runs, checked before any work starts."""
-
-    topic: Topic
-    dataset: str
-    dataset_options: dict[str, str]
-    params: Any
-
-    @property
-    def options_json(self) -> str:
-        return json.dumps(self.dataset_options)
-
-
 def resolve_job(args: argparse.Namespace, *, local_data: bool = True) -> Job:
-    """``local_data``: the data dir is read on this machine, so a local path must exist."""
-    topic = get_topic(args.topic)
-    dataset = topic.check_dataset(args.dataset)
-    options = topic.options_for(dataset, dict(split_pair(item) for item in args.dataset_option))
-    parse_options(dataset, options)
+    """The job the flags describe, checked before any work starts. ``local_data``: the data dir is
+    read on this machine, so a local path must exist."""
+    job = Job.create(args.topic, args.dataset, options=args.dataset_option, params=args.param, seed=args.seed,
+                     data_dir=args.data_dir or "")
     if local_data and args.data_dir and "://" not in args.data_dir and not Path(args.data_dir).is_dir():
         raise DlxError(f"--data-dir {args.data_dir} is not a directory; "
-                       f"pass a folder holding the {dataset} files, or an s3:// URI")
-    return Job(topic, dataset, options, topic.params_for(dataset, args.param))
+                       f"pass a folder holding the {job.dataset} files, or an s3:// URI")
+    return job
 
 
 def add_runs_dir(parser: argparse.ArgumentParser, what: str) -> None:

@@ -45,11 +45,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     job = resolve_job(args)
     run_dir = Path(args.out) if args.out else new_run_dir(runs_root(args), job.topic)
     print(f"dlx run {job.topic.name} on {job.dataset} (seed {args.seed}) -> {run_dir}", flush=True)
-    metrics = run_local(
-        job.topic, dataset=job.dataset, dataset_options=job.options_json, data_dir=args.data_dir or "",
-        params=job.params, seed=args.seed, champion=args.champion or "", margin=args.margin,
-        run_dir=run_dir, verbose=args.verbose,
-    )
+    metrics = run_local(job, run_dir=run_dir, champion=args.champion or "", margin=args.margin, verbose=args.verbose)
     _summary(job.topic, metrics, run_dir)
 
 

@@ -8,11 +8,9 @@ finds the server through the kubeconfig or the in-cluster config.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 from components.errors import DlxError
-from components.params import to_dict
 from components.registry import Topic
 from dlx.arguments import add_champion_arguments, add_job_arguments, resolve_job
 
@@ -76,18 +74,14 @@ def _connect(args: argparse.Namespace):
 
 def _run_arguments(args: argparse.Namespace) -> tuple[Topic, str, dict]:
     """Topic, data set and pipeline arguments, checked here before anything reaches the cluster."""
-    job = resolve_job(args, local_data=False)
     for flag, value in (("--data-dir", args.data_dir), ("--champion", args.champion)):
         if value and "://" not in value:
             raise DlxError(f"{flag} {value} is a path on this machine, which the cluster's steps cannot see; "
                            "upload it and pass an s3:// URI")
+    job = resolve_job(args, local_data=False)
     if args.margin < 0 or args.gpus < 0:
         raise DlxError(f"--margin and --gpus must be 0 or more, got {args.margin} and {args.gpus}")
-    return job.topic, job.dataset, {
-        "dataset": job.dataset, "dataset_options": job.options_json, "data_dir": args.data_dir or "",
-        "params_json": json.dumps(to_dict(job.params)),
-        "seed": args.seed, "champion": args.champion or "", "margin": args.margin,
-    }
+    return job.topic, job.dataset, {**job.arguments(), "champion": args.champion or "", "margin": args.margin}
 
 
 def cmd_submit(args: argparse.Namespace) -> None:

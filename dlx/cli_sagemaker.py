@@ -29,12 +29,12 @@ def cmd_train(args: argparse.Namespace) -> None:
     settings = load_settings()
     job = resolve_job(args)
     spec = jobs.JobSpec(
-        topic=job.topic, dataset=job.dataset, params=job.params, seed=args.seed, dataset_options=job.dataset_options,
+        job,
         role=require(args.role or settings.role_arn, "role_arn", "--role"),
         bucket=require(args.bucket or settings.bucket, "bucket", "--bucket"),
         image=require(args.image or settings.image_uri, "image_uri", "--image"),
         instance_type=args.instance_type, instance_count=args.instance_count, spot=args.spot,
-        max_run=args.max_run, max_wait=args.max_wait, volume_gb=args.volume_gb, data_dir=args.data_dir,
+        max_run=args.max_run, max_wait=args.max_wait, volume_gb=args.volume_gb,
     )
     jobs.check(spec)
     session = aws.session(args.region or settings.region)

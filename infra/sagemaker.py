@@ -14,13 +14,12 @@ or KMS settings) add. ModelTrainer.train() is not used, so the SDK sends no usag
 """
 from __future__ import annotations
 
-import json
 import re
 import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,7 @@ from typing import Any
 from components.data.storage import split_uri
 from components.errors import DlxError
 from components.files import atomic_dir
-from components.params import to_dict
-from components.registry import Topic
+from components.job import Job
 from infra.aws import aws_errors
 from infra.staging import Staging, check_bucket, stage
 
@@ -46,12 +44,9 @@ _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What a user asks for; see `dlx sagemaker train --help` for each field."""
+    """A job (components.job) and where SageMaker runs it; see `dlx sagemaker train --help` for each field."""
 
-    topic: Topic
-    dataset: str
-    params: Any
-    seed: int
+    job: Job
     role: str
     bucket: str
     image: str
@@ -62,8 +57,6 @@ class JobSpec:
     max_wait: int | None = None
     """Spot only: run time plus time waiting for capacity; defaults to twice max_run."""
     volume_gb: int = 30
-    dataset_options: dict[str, str] = field(default_factory=dict)
-    data_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,8 +79,6 @@ def check(spec: JobSpec) -> None:
                         ("--volume-gb", spec.volume_gb)]:
         if value < 1:
             raise DlxError(f"{flag} must be at least 1, got {value}")
-    if not 0 <= spec.seed < 2**32:
-        raise DlxError(f"--seed must be between 0 and 2**32 - 1, got {spec.seed}")
     if spec.max_wait is not None and not spec.spot:
         raise DlxError("--max-wait applies to managed spot training only; add --spot or drop --max-wait")
     if spec.spot and spec.max_wait is not None and spec.max_wait < spec.max_run:
@@ -96,7 +87,7 @@ def check(spec: JobSpec) -> None:
     if spec.instance_count > 1:
         # Several instances pay off only for a trainer written for distributed data parallel
         # (torchrun); none is yet, so each instance would repeat the same single-process run.
-        raise DlxError(f"--instance-count {spec.instance_count}: {spec.topic.name} trains on one instance "
+        raise DlxError(f"--instance-count {spec.instance_count}: {spec.job.topic.name} trains on one instance "
                        "(no topic runs distributed data parallel yet); use --instance-count 1")
 
 
@@ -108,13 +99,14 @@ def job_name(topic: str, now: datetime | None = None) -> str:
 
 
 def tags(spec: JobSpec) -> dict[str, str]:
-    return {"project": "dlx", "dlx:topic": spec.topic.name, "dlx:dataset": spec.dataset}
+    return {"project": "dlx", "dlx:topic": spec.job.topic.name, "dlx:dataset": spec.job.dataset}
 
 
 def hyperparameters(spec: JobSpec) -> dict[str, str]:
-    """The entrypoint's contract (containers/entrypoint.py): exactly these keys, all strings."""
-    return {"topic": spec.topic.name, "dataset": spec.dataset, "dataset_options": json.dumps(spec.dataset_options),
-            "params_json": json.dumps(to_dict(spec.params)), "seed": str(spec.seed)}
+    """The entrypoint's contract (containers/entrypoint.py): the topic and the job's arguments, all
+    strings; the data comes as a channel, so no data_dir."""
+    arguments = {k: str(v) for k, v in spec.job.arguments().items() if k != "data_dir"}
+    return {"topic": spec.job.topic.name, **arguments}
 
 
 def launch(spec: JobSpec, session: Any, *, dry_run: bool = False) -> Launch:
@@ -125,9 +117,10 @@ def launch(spec: JobSpec, session: Any, *, dry_run: bool = False) -> Launch:
     check(spec)
     s3 = session.client("s3")
     check_bucket(s3, spec.bucket, session.region_name)
-    staging = stage(s3, spec.bucket, spec.dataset, spec.data_dir, tags={"project": "dlx", "dlx:dataset": spec.dataset},
-                    options=spec.dataset_options, dry_run=dry_run)
-    name = job_name(spec.topic.name)
+    job = spec.job
+    staging = stage(s3, spec.bucket, job.dataset, job.data_dir or None, tags={"project": "dlx", "dlx:dataset": job.dataset},
+                    options=job.dataset_options, dry_run=dry_run)
+    name = job_name(job.topic.name)
     request = build_request(spec, session, name, staging.uri if staging else None)
     if not dry_run:
         with aws_errors(f"training job {name}", {
@@ -154,7 +147,7 @@ def build_request(spec: JobSpec, session: Any, name: str, data_uri: str | None) 
             sagemaker_session=Session(boto_session=session, default_bucket=spec.bucket, default_bucket_prefix="dlx"),
             role=spec.role,
             training_image=spec.image,
-            base_job_name=f"dlx-{spec.topic.name}",
+            base_job_name=f"dlx-{spec.job.topic.name}",
             compute=Compute(instance_type=spec.instance_type, instance_count=spec.instance_count,
                             volume_size_in_gb=spec.volume_gb, enable_managed_spot_training=spec.spot),
             stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_run,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
 import shutil
@@ -18,11 +17,11 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from components.errors import DlxError
 from components.files import read_json, write_json
-from components.params import to_dict
+from components.job import Job
 from components.registry import Topic
 from pipelines.build import build_pipeline
 
@@ -110,19 +109,7 @@ def new_run_dir(root: Path, topic: Topic) -> Path:
     return candidate
 
 
-def run_local(
-    topic: Topic,
-    *,
-    dataset: str,
-    data_dir: str,
-    params: Any,
-    seed: int,
-    run_dir: Path,
-    dataset_options: str = "{}",
-    champion: str = "",
-    margin: float = 0.0,
-    verbose: bool = False,
-) -> dict:
+def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.0, verbose: bool = False) -> dict:
     """Run prepare → train → evaluate locally; returns metrics.json's content."""
     from kfp import local
 
@@ -133,9 +120,8 @@ def run_local(
     (partial / "tmp").mkdir(parents=True)
     log_path = partial / "pipeline.log"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(partial / "kfp"), raise_on_error=True)
-    pipeline = build_pipeline(topic)
-    arguments = {"dataset": dataset, "dataset_options": dataset_options, "data_dir": data_dir,
-                 "params_json": json.dumps(to_dict(params)), "seed": seed, "champion": champion, "margin": margin}
+    pipeline = build_pipeline(job.topic)
+    arguments = {**job.arguments(), "champion": champion, "margin": margin}
     started = time.perf_counter()
     with open(log_path, "w", encoding="utf-8") as log:
         tee = ConsoleFilter(log, sys.stdout, verbose)

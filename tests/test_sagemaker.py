@@ -18,7 +18,7 @@ from moto import mock_aws
 from moto.sagemaker.models import sagemaker_backends
 
 from components.errors import DlxError
-from components.registry import get_topic
+from components.job import Job
 from containers.entrypoint import HYPERPARAMETERS
 from dlx.cli import main
 from infra import aws
@@ -375,9 +375,7 @@ def test_unknown_job_is_one_line(calls, capsys):
 
 def test_several_instances_are_refused_until_a_topic_trains_distributed(calls):
     for name in ("mnist-mlp", "pytorch-gd"):
-        topic = get_topic(name)
-        spec = jobs.JobSpec(topic=topic, dataset=topic.default_dataset, params=topic.params(), seed=0, role=ROLE,
-                            bucket=BUCKET, image=IMAGE, instance_count=2)
+        spec = jobs.JobSpec(Job.create(name), role=ROLE, bucket=BUCKET, image=IMAGE, instance_count=2)
         with pytest.raises(DlxError, match="no topic runs distributed data parallel yet"):
             jobs.check(spec)
     assert calls == []

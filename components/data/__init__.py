@@ -47,35 +47,31 @@ class DatasetSpec:
 
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in [
-    DatasetSpec("digits", "scikit-learn's bundled 8x8 handwritten digits, 1,797 images (offline)",
+    DatasetSpec("digits", "scikit-learn's 8x8 handwritten digits, 1,797 images (bundled)",
                 "images", needs_location=False, load=images.load_digits),
-    DatasetSpec("mnist", "MNIST handwritten digits, 28x28, 60k train + 10k test (IDX files; dir, s3:// or download)",
+    DatasetSpec("mnist", "MNIST digits, 28x28, 60k train + 10k test (dir, s3:// or download)",
                 "images", needs_location=True, load=images.load_mnist),
-    DatasetSpec("regression", "generated linear regression, 10 features, known coefficients and noise (offline)",
+    DatasetSpec("regression", "linear regression, 10 features, known coefficients and noise (generated)",
                 "regression", needs_location=False, load=regression.load_regression),
-    DatasetSpec("sine", "generated noisy sine / composite signal in time order, known noise level (offline)",
+    DatasetSpec("sine", "noisy sine or composite signal in time order, known noise (generated)",
                 "sequences", needs_location=False, load=sequences.load_sine, options=sequences.SineOptions),
-    DatasetSpec("synthetic-ratings", "low-rank users x items ratings with biases and known Gaussian noise (offline)",
+    DatasetSpec("synthetic-ratings", "low-rank users x items ratings with biases, known noise (generated)",
                 "ratings", needs_location=False, load=ratings.load_synthetic, options=ratings.SyntheticOptions),
-    DatasetSpec("movielens-100k", "MovieLens 100K, 100k ratings 1..5, 943 users x 1,682 movies (dir, s3:// or download)",
+    DatasetSpec("movielens-100k", "MovieLens 100K, 943 users x 1,682 movies (dir, s3:// or download)",
                 "ratings", needs_location=True, load=ratings.load_movielens_100k,
                 options=ratings.MovieLens100kOptions),
-    DatasetSpec("movielens-latest-small", "MovieLens latest-small, ratings.csv/movies.csv, half stars (dir or s3://)",
+    DatasetSpec("movielens-latest-small", "MovieLens latest-small, half stars (dir or s3://)",
                 "ratings", needs_location=True, load=ratings.load_movielens_latest),
-    DatasetSpec("ratings-file:PATH", "any CSV/Parquet file (local or s3://) with user, item, rating columns",
+    DatasetSpec("ratings-file:PATH", "CSV/Parquet of user, item, rating (a path or s3://)",
                 "ratings", needs_location=False, load=ratings.load_file, options=ratings.FileOptions),
-    DatasetSpec("text-sample", "generated two-class review sentences, 400 by default, deterministic (offline)",
+    DatasetSpec("text-sample", "400 two-class review sentences (generated)",
                 "text", needs_location=False, load=text.load_sample, options=text.SampleOptions),
-    DatasetSpec("sentiment-sentences", "UCI Sentiment Labelled Sentences, 3 x 1,000 amazon/imdb/yelp sentences, "
-                "0/1 (dir, s3:// or download)", "text", needs_location=True, load=text.load_sentiment,
+    DatasetSpec("sentiment-sentences", "UCI sentiment sentences, 3 x 1,000 (dir, s3:// or download)", "text", needs_location=True, load=text.load_sentiment,
                 options=text.SentimentOptions),
-    DatasetSpec("text-file:PATH", "any CSV/TSV/TXT/Parquet file (local or s3://) of labelled texts; "
-                "layout=plain: one text stream", "text", needs_location=False, load=text.load_file,
+    DatasetSpec("text-file:PATH", "CSV/TSV/TXT/Parquet of labelled texts, or one stream (path or s3://)", "text", needs_location=False, load=text.load_file,
                 options=text.TextFileOptions),
-    DatasetSpec("builtin-corpus", "about 500 KB of standard-library docstrings as one text stream, assembled "
-                "from this Python (offline)", "corpus", needs_location=False, load=corpus.load_builtin),
-    DatasetSpec("tiny-shakespeare", "Tiny Shakespeare input.txt, 1.1M characters, first 90% train / last 10% "
-                "validation (dir, s3:// or download)", "corpus", needs_location=True,
+    DatasetSpec("builtin-corpus", "500 KB of standard-library docstrings, one stream (assembled)", "corpus", needs_location=False, load=corpus.load_builtin),
+    DatasetSpec("tiny-shakespeare", "Tiny Shakespeare, 1.1M characters (dir, s3:// or download)", "corpus", needs_location=True,
                 load=corpus.load_tiny_shakespeare),
 ]}
 

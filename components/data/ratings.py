@@ -78,9 +78,7 @@ class SyntheticOptions:
 class MovieLens100kOptions:
     split: Literal["random", "u1"] = help_field("random", "u1: the official u1.base/u1.test; random: 80/20")
     validation: Literal["auto", "ratings", "users"] = help_field(
-        "auto", "how validation is drawn from the training ratings: ratings, at random; users, from a random half "
-                "of the users only, as u1.test holds about 40% of the ratings of half the users (ids 1-462) and "
-                "so tests thinly rated users; auto: users with split=u1, else ratings")
+        "auto", "validation drawn from random ratings, or from half the users (as u1.test); auto: users with u1")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from components.topics.torch_loop import MODEL_FILE, Batch, TorchParams, TrainLo
 @dataclass(frozen=True)
 class Params(TorchParams):
     optimizer: Literal["plain", "momentum", "torch-sgd"] = help_field(
-        "momentum", "update rule: plain GD and momentum written by hand, or torch.optim.SGD (with `momentum`)")
+        "momentum", "update rule: plain GD or momentum written by hand, or torch.optim.SGD")
     learning_rate: float = help_field(0.05, "step size")
     momentum: float = help_field(0.9, "momentum coefficient of momentum and torch-sgd (plain ignores it)")
     epochs: int = help_field(100, "passes over the training split")
