@@ -2,9 +2,10 @@
 
 The Dockerfiles run ``python requirements.py pyproject.toml [--gpu] > requirements.txt`` and
 install that list before the project itself (``pip install --no-deps .``), which keeps the big
-dependency layers cached across code changes. ``--gpu`` swaps the CPU-only TensorFlow
-distribution for the CUDA one of the same version; every other pin passes through unchanged.
-Runs on the image's bare Python at build time: standard library only.
+dependency layers cached across code changes. The list is the project's dependencies and its
+``train`` extra (the image trains); ``--gpu`` swaps the CPU-only TensorFlow distribution for the
+CUDA one of the same version, and every other pin passes through unchanged. Runs on the image's
+bare Python at build time: standard library only.
 """
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from pathlib import Path
 
 GPU_SWAPS = {"tensorflow-cpu": "tensorflow[and-cuda]"}
 """Distribution name -> the CUDA build's name (with extras); the version specifier is kept."""
+EXTRAS = ("train",)
 
 
 def requirements(pyproject: Path, gpu: bool = False) -> list[str]:
-    """pyproject's [project] dependencies, one requirement string each."""
-    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
-    return [_swap(item) for item in dependencies] if gpu else list(dependencies)
+    """pyproject's [project] dependencies and the image's extras, one requirement string each."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    found = [*project["dependencies"], *(item for extra in EXTRAS for item in project["optional-dependencies"][extra])]
+    return [_swap(item) for item in found] if gpu else found
 
 
 def _swap(requirement: str) -> str:

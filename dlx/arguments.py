@@ -2,12 +2,25 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 from pathlib import Path
 
 from components.errors import DlxError
 from components.files import read_json
 from components.job import Job
+
+
+TRAIN_EXTRA_MODULES = ("torch", "tensorflow", "keras", "matplotlib", "bokeh")
+"""What pyproject's `train` extra installs, by import name."""
+
+
+def require_train_extra(command: str) -> None:
+    """Training or loading a model on this machine needs the `train` extra; without it, one line saying so."""
+    missing = [name for name in TRAIN_EXTRA_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise DlxError(f"`dlx {command}` trains or loads models on this machine, which needs the train extra "
+                       f"({', '.join(missing)} not installed); install it: pip install 'dlx[train]'")
 
 
 def add_job_arguments(parser: argparse.ArgumentParser, data_dir_help: str) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -9,40 +10,16 @@ from components.data import DATASETS
 from components.errors import DlxError
 from components.params import describe
 from components.registry import Topic, get_topic, topics
-from dlx import cli_aws, cli_generate, cli_kubeflow, cli_predict, cli_sagemaker
-from dlx.arguments import add_champion_arguments, add_job_arguments, add_runs_dir, resolve_job, runs_root
-
-
-def cmd_list(args: argparse.Namespace) -> None:
-    for topic in topics().values():
-        sets = ", ".join(f"{name} (default)" if name == topic.default_dataset else name for name in topic.datasets)
-        print(f"{topic.name}  [{topic.framework}]  {topic.description}")
-        print(f"  data sets: {sets}")
-        print(f"  main metric: {_metric(topic.main_metric, topic.higher_is_better)}" + "".join(
-            f"; on {name}: {_metric(*metric)}" for name, metric in topic.dataset_metrics.items()))
-        for name, preset in topic.presets.items():
-            print(f"  preset for {name}: " + " ".join(f"{k}={v}" for k, v in preset.items()))
-        for name, options in topic.dataset_options.items():
-            print(f"  data set options for {name}: " + " ".join(f"{k}={v}" for k, v in options.items()))
-        print("  parameters:")
-        for name, kind, default, help_text in describe(topic.params):
-            print(f"    {name}={default}  ({kind})  {help_text}")
-        print()
-    print("data sets:")
-    for spec in DATASETS.values():
-        print(f"  {spec.name}  {spec.description}")
-        if spec.options:
-            print("    options: " + " ".join(f"{name}={default}" for name, _, default, _ in describe(spec.options)))
-
-
-def _metric(name: str, higher_is_better: bool) -> str:
-    return f"{name} ({'higher' if higher_is_better else 'lower'} is better)"
+from dlx import cli_aws, cli_generate, cli_kubeflow, cli_list, cli_predict, cli_sagemaker
+from dlx.arguments import (add_champion_arguments, add_job_arguments, add_runs_dir, require_train_extra, resolve_job,
+                           runs_root)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
     from pipelines.local import new_run_dir, run_local
 
     job = resolve_job(args)
+    require_train_extra("run")
     run_dir = Path(args.out) if args.out else new_run_dir(runs_root(args), job.topic)
     print(f"dlx run {job.topic.name} on {job.dataset} (seed {args.seed}) -> {run_dir}", flush=True)
     metrics = run_local(job, run_dir=run_dir, champion=args.champion or "", margin=args.margin, verbose=args.verbose)
@@ -94,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dlx", description="Deep-learning exercises as repeatable batch jobs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sub.add_parser("list", help="topics, their data sets and parameters").set_defaults(func=cmd_list)
+    cli_list.register(sub)
 
     run = sub.add_parser("run", help="run a topic's pipeline locally (kfp.local)")
     add_job_arguments(run, "folder or s3://bucket/prefix holding the data set's files")
@@ -125,12 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+        sys.stdout.flush()
     except DlxError as exc:
         print(f"dlx: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dlx: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `dlx list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's own flush stays quiet
+        return 0
     return 0
 
 

@@ -9,7 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from dlx.arguments import run_model_dir
+from dlx.arguments import require_train_extra, run_model_dir
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `generate` to the `dlx` parser."""
@@ -26,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
+    require_train_extra("generate")
     from components.topics.sequences import text_gen
     from components.topics.sequences.text_gen import model as char_lm
 

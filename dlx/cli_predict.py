@@ -6,13 +6,14 @@ import os
 from pathlib import Path
 
 from components.errors import DlxError
-from dlx.arguments import run_model_dir
+from dlx.arguments import require_train_extra, run_model_dir
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    require_train_extra("predict")
     from components.topics.text.common import MODEL_FILE
-    from components.topics.text.predict import predict
+    from components.topics.predict import predict
 
     texts = [t for t in args.texts if t.strip()]
     if not texts:

@@ -1,17 +1,7 @@
-"""The CLI's listings and its one-line errors for things a user can get wrong."""
+"""The CLI's one-line errors for things a user can get wrong."""
 import pytest
 
 from dlx.cli import main
-
-
-def test_list_shows_every_topic_with_data_sets_and_parameters(capsys):
-    assert main(["list"]) == 0
-    out = capsys.readouterr().out
-    for expected in ("mnist-mlp", "mnist-cnn", "digits (default), mnist", "epochs=20", "hidden_units=512,512",
-                     "filters=32,64", "backend=tensorflow", "optimizer=adam  (adam|sgd|rmsprop)"):
-        assert expected in out
-    assert "main metric: mse (lower is better); on text-sample: accuracy (higher is better)" in out
-    assert "data set options for text-file:PATH: layout=plain" in out
 
 
 @pytest.mark.parametrize("argv, message", [

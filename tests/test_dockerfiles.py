@@ -15,7 +15,8 @@ from containers.requirements import requirements
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILES = [ROOT / "containers" / "Dockerfile", ROOT / "containers" / "Dockerfile.gpu"]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-PINS = {Requirement(item).name: str(Requirement(item).specifier) for item in PROJECT["dependencies"]}
+IMAGE_REQUIREMENTS = [*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["train"]]
+PINS = {Requirement(item).name: str(Requirement(item).specifier) for item in IMAGE_REQUIREMENTS}
 PIN = re.compile(r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([A-Za-z0-9.+!-]+)")
 
 
@@ -58,9 +59,9 @@ def test_pins_come_from_pyproject(dockerfile):
     assert "pip install --no-cache-dir --no-deps ." in runs
 
 
-def test_requirements_are_pyprojects_pins_with_the_cuda_tensorflow_on_gpu():
+def test_requirements_are_pyprojects_pins_and_train_extra_with_the_cuda_tensorflow_on_gpu():
     pyproject = ROOT / "pyproject.toml"
-    assert requirements(pyproject) == PROJECT["dependencies"]
+    assert requirements(pyproject) == IMAGE_REQUIREMENTS
     gpu = {Requirement(item).name: Requirement(item) for item in requirements(pyproject, gpu=True)}
     assert "tensorflow-cpu" not in gpu
     assert gpu["tensorflow"].extras == {"and-cuda"}

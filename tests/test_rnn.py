@@ -200,7 +200,7 @@ def test_text_sample_beats_the_majority_class(tokens, cell, text_sample, tmp_pat
     assert accuracy > majority + 0.15, (accuracy, majority)
     assert len(metrics["folds"]) == 3
     assert metrics["plots"] == ["confusion_matrix.png", "learning_curves.png"]
-    from components.topics.text.predict import predict  # what `dlx predict` calls
+    from components.topics.predict import predict  # what `dlx predict` calls
 
     labels, probabilities = predict(tmp_path / "model", ["the film was wonderful", ""])
     assert labels == ["negative", "positive"]

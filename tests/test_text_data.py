@@ -357,4 +357,9 @@ def test_dlx_list_shows_the_text_sets(capsys):
     out = capsys.readouterr().out
     for name in ("text-sample", "sentiment-sentences", "text-file:PATH", "ratings-file:PATH"):
         assert f"  {name}  " in out
-    assert "source=all" in out and "layout=labelled" in out and "protocol=auto" in out
+    shown = {}
+    for name in ("sentiment-sentences", "text-file:PATH"):
+        assert main(["list", name]) == 0
+        shown[name] = capsys.readouterr().out
+    assert "source=all" in shown["sentiment-sentences"]
+    assert "layout=labelled" in shown["text-file:PATH"] and "protocol=auto" in shown["text-file:PATH"]

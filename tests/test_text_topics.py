@@ -12,7 +12,7 @@ from components.files import read_json
 from components.params import to_dict
 from components.registry import get_topic
 from components.topics.text.random_embeddings import pool
-from components.topics.text.predict import predict
+from components.topics.predict import predict
 
 MARGIN = 0.2
 """Majority class is ~0.5 on the balanced sample; the models reach ~0.85-0.9 (4% of labels are flipped)."""

@@ -7,7 +7,8 @@
 - ``sequences``: rnn, text-gen (PyTorch)
 
 Beside them, what families share: ``torch_loop`` (the one resumable PyTorch training loop),
-``keras_fit`` (the one Keras fit helper) and ``optimizers`` (the hand-written optimisers).
+``keras_fit`` (the one Keras fit helper), ``optimizers`` (the hand-written optimisers) and
+``predict`` (new texts through any trained text classifier).
 Every topic module declares ``Params`` and shows its ``train`` and ``evaluate``; the registry
 (components.registry) lists them.
 """

@@ -59,7 +59,7 @@ def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 TOPIC = Topic(
     name="mnist-cnn",
-    description="convolutional net (conv-BN-pool blocks, dense, dropout) on digits",
+    description="conv-BN-pool blocks, a dense layer and dropout",
     framework="keras", datasets=classifier.DATASETS, params=Params, train=train, evaluate=evaluate,
     main_metric="accuracy", presets={"digits": {"epochs": "20", "batch_size": "32", "learning_rate": "1e-3"}},
 )

@@ -42,7 +42,7 @@ def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 TOPIC = Topic(
     name="mnist-mlp",
-    description="dense net (512-512, batch norm, dropout) on digits",
+    description="dense net 512-512 with batch norm and dropout",
     framework="keras", datasets=classifier.DATASETS, params=Params, train=train, evaluate=evaluate,
     main_metric="accuracy", presets={"digits": {"epochs": "30", "batch_size": "32"}},
 )

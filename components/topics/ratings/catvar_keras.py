@@ -35,7 +35,7 @@ def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 
 TOPIC = Topic(
-    name="catvar-keras", description="Keras Embedding layers for user and movie, dense head",
+    name="catvar-keras", description="Keras Embedding layers for user and movie",
     framework="keras", datasets=catvar.DATASETS, params=Params, train=train, evaluate=evaluate,
     main_metric="rmse", higher_is_better=False, presets=catvar.PRESETS,
 )

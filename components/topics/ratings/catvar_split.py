@@ -37,7 +37,7 @@ def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 
 TOPIC = Topic(
-    name="catvar-split", description="one-hot user and movie through separate dense layers",
+    name="catvar-split", description="one-hot user and movie into separate dense layers",
     framework="keras", datasets=catvar.DATASETS, params=Params, train=train, evaluate=evaluate,
     main_metric="rmse", higher_is_better=False, presets=catvar.PRESETS,
 )

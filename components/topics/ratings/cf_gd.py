@@ -67,7 +67,7 @@ def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 TOPIC = Topic(
     name="cf-gd",
-    description="matrix factorisation, full-batch GD, momentum/AdaGrad by hand",
+    description="factorisation by full-batch GD, AdaGrad by hand",
     framework="pytorch",
     datasets=factors.DATASETS,
     params=Params,

@@ -1,5 +1,5 @@
 """Text classification: from tokens and a word index to sparse, random and learned word vectors.
 
 ``tokenizer`` is the hand-written first step of every text topic, ``common`` what the classifiers
-share (folds, the saved model, evaluation, baselines), ``predict`` reads any trained text model.
+share (folds, the saved model, evaluation, baselines); components.topics.predict reads them back.
 """

@@ -13,7 +13,8 @@ folds and labels they belong to), ``folds.json`` (per-fold figures) and the mode
 ``model.joblib`` (format "sklearn": a pipeline from raw texts to probabilities, with the word index
 inside it; written with joblib, scikit-learn's persistence, so load only models you trust) or
 ``model.keras`` with ``vocabulary.json`` (format "keras": the tokenizer settings, word index and
-sequence length the network reads), or the rnn topic's torch model (format "torch"); components.topics.text.predict reads them all.
+sequence length the network reads), or the rnn topic's torch model (format "torch");
+components.topics.predict reads them all.
 """
 from __future__ import annotations
 

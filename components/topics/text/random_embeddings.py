@@ -103,9 +103,14 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
                       oof=result["oof"], folds=folds, started=started, write=write)
 
 
+def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
+    """The shared out-of-fold evaluation of text classifiers (components.topics.text.common)."""
+    return evaluate_text(dataset_dir, model_dir, out_dir)
+
+
 TOPIC = Topic(
     name="random-embeddings",
-    description="fixed random word vectors, pooled, + logistic regression",
-    framework="numpy + scikit-learn", datasets=DATASETS, params=Params, train=train, evaluate=evaluate_text,
+    description="fixed random word vectors pooled + logreg",
+    framework="scikit-learn", datasets=DATASETS, params=Params, train=train, evaluate=evaluate,
     main_metric="accuracy",
 )

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from components import evaluate
+from components import evaluate as shared
 from components.files import read_json
 from components.params import help_field
 from components.registry import Topic
@@ -138,17 +138,17 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
 
 def plot_vectorizers(table: dict, path: Path) -> str:
     """Accuracy per vectoriser, mean with the fold spread as error bars."""
-    plt = evaluate.pyplot()
+    plt = shared.pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     names = list(table)
     ax.bar(names, [table[k]["accuracy"] for k in names], yerr=[table[k]["accuracy_std"] for k in names], capsize=4)
     low = min(table[k]["accuracy"] - table[k]["accuracy_std"] for k in names)
     ax.set(ylim=(max(0.0, low - 0.05), 1.0), ylabel="accuracy (out-of-fold)", title="document vectors + logistic regression")
     ax.grid(axis="y", alpha=0.3)
-    return evaluate.save_figure(fig, path)
+    return shared.save_figure(fig, path)
 
 
-def evaluate_topic(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
+def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
     """The shared text evaluation plus the per-vectoriser table and the hashing-collision table."""
     result = evaluate_text(dataset_dir, model_dir, out_dir)
     folds = read_json(model_dir / "folds.json")
@@ -164,7 +164,7 @@ def evaluate_topic(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 TOPIC = Topic(
     name="text-vectors",
-    description="tokeniser, word index; binary/count/TF-IDF/hashed vectors + logreg",
-    framework="scikit-learn", datasets=DATASETS, params=Params, train=train, evaluate=evaluate_topic,
+    description="word index, bag-of-words/TF-IDF/hashing + logreg",
+    framework="scikit-learn", datasets=DATASETS, params=Params, train=train, evaluate=evaluate,
     main_metric="accuracy",
 )

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from components import evaluate
+from components import evaluate as shared
 from components.files import read_json, write_json
 from components.params import help_field, to_dict
 from components.registry import Topic
@@ -183,7 +183,7 @@ def projection_plots(xy: np.ndarray, words: list[str], classes: list[str], confi
 
     palette = Category10[10]
     colours = [palette[labels.index(c) % 10] for c in classes]
-    plt = evaluate.pyplot()
+    plt = shared.pyplot()
     fig, ax = plt.subplots(figsize=(9, 7))
     ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=12, alpha=0.6)
     outer = np.argsort(-np.linalg.norm(xy - xy.mean(axis=0), axis=1), kind="stable")[:LABELLED // 2]
@@ -193,7 +193,7 @@ def projection_plots(xy: np.ndarray, words: list[str], classes: list[str], confi
         ax.scatter([], [], c=palette[labels.index(name) % 10], label=f"word alone → {name}")
     ax.legend(fontsize=8)
     ax.set(title=f"learned word vectors, {len(words)} most frequent words, PCA to 2-D", xlabel="PC 1", ylabel="PC 2")
-    png = evaluate.save_figure(fig, out_dir / "word_embeddings.png")
+    png = shared.save_figure(fig, out_dir / "word_embeddings.png")
 
     data = {"x": xy[:, 0], "y": xy[:, 1], "word": words, "class": classes, "colour": colours,
             "probability": np.round(confidence, 3)}
@@ -206,7 +206,7 @@ def projection_plots(xy: np.ndarray, words: list[str], classes: list[str], confi
     return png, html.name
 
 
-def evaluate_topic(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
+def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
     """The shared text evaluation, the folds' learning curves, neighbours and the projection."""
     from sklearn.decomposition import PCA
 
@@ -224,7 +224,7 @@ def evaluate_topic(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
     xy[:, :width] = PCA(width).fit_transform(vectors[rows])
     classes, confidence = word_classes(model_dir, words, result["confusion_matrix"]["labels"])
     png, html = projection_plots(xy, words, classes, confidence, result["confusion_matrix"]["labels"], out_dir)
-    result["plots"] = [evaluate.plot_learning_curves(read_json(model_dir / "cv_history.json"),
+    result["plots"] = [shared.plot_learning_curves(read_json(model_dir / "cv_history.json"),
                                                      out_dir / "learning_curves.png"), *result["plots"], png]
     result["interactive"] = [html]
     result["vocabulary_size"] = len(index) - len(RESERVED)
@@ -233,8 +233,8 @@ def evaluate_topic(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 TOPIC = Topic(
     name="word-embeddings",
-    description="Keras Embedding learned for classification, pooled, dense head",
-    framework="keras", datasets=DATASETS, params=Params, train=train, evaluate=evaluate_topic,
+    description="Keras Embedding learned for the classes, pooled",
+    framework="keras", datasets=DATASETS, params=Params, train=train, evaluate=evaluate,
     main_metric="accuracy",
     presets={"text-sample": {"epochs": "12", "batch_size": "16", "embedding_dim": "16", "learning_rate": "1e-2"}},
 )

@@ -245,7 +245,7 @@ def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 TOPIC = Topic(
     name="cf-regularized",
-    description="factorisation with biases, minibatches, L2, early stopping, SVD++",
+    description="factorisation with biases, L2, early stop, SVD++",
     framework="pytorch",
     datasets=factors.DATASETS,
     params=Params,

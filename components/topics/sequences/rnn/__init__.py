@@ -107,7 +107,7 @@ def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 
 def predict_proba(model_dir: Path, texts: Sequence[str]) -> np.ndarray:
-    """Class probabilities of new texts from a model trained on text (components.topics.text.predict)."""
+    """Class probabilities of new texts from a model trained on text (components.topics.predict)."""
     from components.topics.sequences.rnn import text
 
     return text.predict_proba(model_dir, from_dict(Params, read_json(model_dir / "params.json"), "rnn"), texts)
@@ -115,7 +115,7 @@ def predict_proba(model_dir: Path, texts: Sequence[str]) -> np.ndarray:
 
 TOPIC = Topic(
     name="rnn",
-    description="hand-written recurrent cell or LSTM/GRU: sequence regression, text classes",
+    description="recurrent cell by hand or LSTM/GRU; series, text",
     framework="pytorch",
     datasets=("sine", *TEXT_DATASETS),
     params=Params,

@@ -224,7 +224,7 @@ def bigram_nats(train: np.ndarray, val: np.ndarray, vocab_size: int) -> float:
 
 TOPIC = Topic(
     name="text-gen",
-    description="character LSTM/GRU language model; sample with `dlx generate`",
+    description="character LSTM/GRU language model, `dlx generate`",
     framework="pytorch",
     datasets=DATASETS,
     params=Params,

@@ -1,8 +1,8 @@
-"""Class probabilities of new texts from any trained text model (`dlx predict`).
+"""Class probabilities of new texts from any trained text classifier (`dlx predict`), whichever family.
 
 A text model dir names its format in text_model.json (components.topics.text.common): "sklearn"
 (a scikit-learn pipeline from raw texts), "keras" (a network over word-index sequences) or "torch"
-(the rnn topic's network); this module reads each.
+(the rnn topic's network, in the sequences family); this module reads each.
 """
 from __future__ import annotations
 
