@@ -13,7 +13,7 @@ dlx.toml (in the current directory, or the file named by $DLX_CONFIG) looks like
     experiment = "dlx"
 
     [workstation]
-    source = "git+https://github.com/YOUR-ORG/dlx.git@main"   # what the instance pip-installs
+    source = "dlx[train] @ git+https://github.com/YOUR-ORG/dlx.git@main"   # what the instance pip-installs
 
 `dlx aws bootstrap` prints these values for the resources it creates.
 """

@@ -151,13 +151,7 @@ def _plot_predicted_vs_true(y_true: np.ndarray, y_pred: np.ndarray, path: Path) 
 
 
 TOPIC = Topic(
-    name="pytorch-gd",
-    description="gradient descent by hand on autograd, vs torch.optim",
-    framework="pytorch",
-    datasets=("regression",),
-    params=Params,
-    train=train,
-    evaluate=evaluate,
-    main_metric="rmse",
-    higher_is_better=False,
+    name="pytorch-gd", description="gradient descent by hand on autograd, vs torch.optim",
+    framework="pytorch", datasets=("regression",), params=Params, train=train, evaluate=evaluate,
+    main_metric="rmse", higher_is_better=False,
 )

@@ -66,15 +66,9 @@ def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 
 TOPIC = Topic(
-    name="cf-gd",
-    description="factorisation by full-batch GD, AdaGrad by hand",
-    framework="pytorch",
-    datasets=factors.DATASETS,
-    params=Params,
-    train=train,
-    evaluate=evaluate,
-    main_metric="rmse",
-    higher_is_better=False,
+    name="cf-gd", description="factorisation by full-batch GD, AdaGrad by hand",
+    framework="pytorch", datasets=factors.DATASETS, params=Params, train=train, evaluate=evaluate,
+    main_metric="rmse", higher_is_better=False,
     # nothing here regularises, so the MovieLens defaults are few factors and few steps; the synthetic
     # truth is rank 5 plus biases, which this bias-free model carries in 2 more factors
     presets={"synthetic-ratings": {"factors": "7", "init_std": "0.1", "learning_rate": "0.1", "epochs": "40"}},

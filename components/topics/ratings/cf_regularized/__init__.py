@@ -244,15 +244,9 @@ def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 
 TOPIC = Topic(
-    name="cf-regularized",
-    description="factorisation with biases, L2, early stop, SVD++",
-    framework="pytorch",
-    datasets=factors.DATASETS,
-    params=Params,
-    train=train,
-    evaluate=evaluate,
-    main_metric="rmse",
-    higher_is_better=False,
+    name="cf-regularized", description="factorisation with biases, L2, early stop, SVD++",
+    framework="pytorch", datasets=factors.DATASETS, params=Params, train=train, evaluate=evaluate,
+    main_metric="rmse", higher_is_better=False,
     # a rank-5 truth: 5 factors, little decay and a cosine-annealed rate; which cells are observed is
     # random there, so implicit feedback has nothing to learn
     presets={"synthetic-ratings": {"factors": "5", "learning_rate": "0.02", "batch_size": "256",

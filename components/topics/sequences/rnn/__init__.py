@@ -114,15 +114,9 @@ def predict_proba(model_dir: Path, texts: Sequence[str]) -> np.ndarray:
 
 
 TOPIC = Topic(
-    name="rnn",
-    description="recurrent cell by hand or LSTM/GRU; series, text",
-    framework="pytorch",
-    datasets=("sine", *TEXT_DATASETS),
-    params=Params,
-    train=train,
-    evaluate=evaluate,
-    main_metric="mse",
-    higher_is_better=False,
+    name="rnn", description="recurrent cell by hand or LSTM/GRU; series, text",
+    framework="pytorch", datasets=("sine", *TEXT_DATASETS), params=Params, train=train, evaluate=evaluate,
+    main_metric="mse", higher_is_better=False,
     dataset_metrics={name: ("accuracy", True) for name in TEXT_DATASETS},
     presets={"sentiment-sentences": {"epochs": "8"}},
 )

@@ -223,15 +223,9 @@ def bigram_nats(train: np.ndarray, val: np.ndarray, vocab_size: int) -> float:
 
 
 TOPIC = Topic(
-    name="text-gen",
-    description="character LSTM/GRU language model, `dlx generate`",
-    framework="pytorch",
-    datasets=DATASETS,
-    params=Params,
-    train=train,
-    evaluate=evaluate,
-    main_metric="nats_per_char",
-    higher_is_better=False,
+    name="text-gen", description="character LSTM/GRU language model, `dlx generate`",
+    framework="pytorch", datasets=DATASETS, params=Params, train=train, evaluate=evaluate,
+    main_metric="nats_per_char", higher_is_better=False,
     presets={"builtin-corpus": {"hidden_size": "128", "layers": "1", "batch_size": "32", "seq_len": "64",
                                 "budget_minutes": "1"}},
     dataset_options={"text-file:PATH": {"layout": "plain"}},
