@@ -3,10 +3,8 @@ split, next to the global-mean and user+item-bias baselines, and on synthetic ra
 their noise floor.
 
 The synthetic set is SYNTHETIC (1,000 users x 1,000 items, 20% observed: ~144 training ratings per
-user and per item), not the data set's default: the default (500 x 300 at 5%, ~11 training ratings
-per user) cannot pin down a rank-5 user vector plus bias, so no model gets near its floor there
-(best 0.79 test RMSE against a floor of 0.28 and a bias baseline of 0.82). With ~144 ratings per user and item the
-target "within 10% of the noise floor" measures the optimiser rather than the shortage of data.
+user and per item), larger than the data set's default (500 x 300 at 20%, ~48 per user), so that
+the target "within 10% of the noise floor" measures the optimiser rather than the shortage of data.
 
     python -m benchmarks.ratings --data-dir ../shared/data/movielens-100k
 

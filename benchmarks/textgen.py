@@ -57,7 +57,7 @@ def run(data_dir: str, budgets: list[float], hiddens: list[int], seed: int, prom
 def _typed(params: dict) -> dict:
     """--param strings as the JSON values params.json holds (ints, floats, bools, strings)."""
     from components.params import override, to_dict
-    from components.topics.text_gen import Params
+    from components.topics.sequences.text_gen import Params
 
     return to_dict(override(Params, {k: str(v) for k, v in params.items()}, "text-gen"))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from components import progress
 from components.files import read_json, write_json
 from components.params import to_dict
 
@@ -31,8 +32,12 @@ class EpochLog:
     resumes; ``run`` identifies the run, and a log from another run is ignored.
     """
 
-    def __init__(self, path: Path | None, run: dict) -> None:
+    def __init__(self, path: Path | None, run: dict, *, total: int = 0, label: str = "", items_per_epoch: int = 0,
+                 unit: str = "examples") -> None:
+        """``total`` epochs, ``label`` (a fold) and the throughput's ``items_per_epoch`` and ``unit``
+        describe the progress events each epoch emits (components.progress)."""
         self.path, self.run = path, run
+        self.total, self.label, self.items_per_epoch, self.unit = total, label, items_per_epoch, unit
         self.history: dict[str, list[float]] = {}
         self.elapsed: list[float] = []
         try:
@@ -59,12 +64,19 @@ class EpochLog:
             self.history = {k: v[:epoch] for k, v in self.history.items()}
             self.elapsed = self.elapsed[:epoch]
             if epoch:
-                print(f"resuming from the checkpoint after epoch {epoch}", flush=True)
+                text = f"{self.label + ': ' if self.label else ''}resuming from the checkpoint after epoch {epoch}"
+                print(text, flush=True)
+                progress.note(text)
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+    def on_epoch_end(self, epoch: int, logs: dict | None = None, speed: float | None = None) -> None:
+        """Record the epoch's figures; ``speed``: its throughput, when the trainer measured it."""
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(float(value))
+        before = self.elapsed[-1] if self.elapsed else self.seconds_before()
         self.elapsed.append(round(self.seconds_before() + time.perf_counter() - self.started, 2))
+        if speed is None and self.items_per_epoch and self.elapsed[-1] > before:
+            speed = self.items_per_epoch / (self.elapsed[-1] - before)
+        progress.epoch(epoch + 1, self.total, logs or {}, label=self.label, speed=speed, unit=self.unit)
         if self.path is not None:
             partial = self.path.with_name(self.path.name + ".partial")
             write_json(partial, {"run": self.run, "history": self.history, "elapsed": self.elapsed})

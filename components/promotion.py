@@ -20,7 +20,6 @@ re-scored on the current split; if that is impossible, nothing is promoted and t
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,41 +28,12 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
-
 from components.data import storage
-from components.data.artifact import DATA_FILE, TABLE_SUFFIX
+from components.data.artifact import fingerprint_test_split
 from components.errors import DlxError
 from components.registry import Topic
 
 _REQUIRED = ("topic", "metric", "value", "test_fingerprint", "model_uri")
-
-
-def fingerprint_test_split(dataset_dir: str | Path) -> str:
-    """sha256 over what a model is scored on: the artifact's test arrays and tables (names,
-    types, shapes, content), or all of them when it has no test split (cross-validated text
-    scores every text; a corpus its validation text)."""
-    import pandas as pd
-
-    dataset_dir = Path(dataset_dir)
-    arrays = {}
-    if (dataset_dir / DATA_FILE).is_file():
-        with np.load(dataset_dir / DATA_FILE, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    tables = {path.stem: path for path in dataset_dir.glob(f"*{TABLE_SUFFIX}")}
-    names = sorted([*arrays, *tables])
-    scored = [name for name in names if name.endswith("test")] or names
-    digest = hashlib.sha256()
-    for name in scored:
-        if name in arrays:
-            array = np.ascontiguousarray(arrays[name])
-            digest.update(f"{name}:{array.dtype.str}:{array.shape}\n".encode())
-            digest.update(array.tobytes())
-        else:
-            frame = pd.read_parquet(tables[name])
-            digest.update(f"{name}:{list(frame.columns)}:{list(map(str, frame.dtypes))}\n".encode())
-            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return f"sha256:{digest.hexdigest()}"
 
 
 def read_record(uri: str) -> dict | None:

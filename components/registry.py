@@ -61,6 +61,9 @@ class Topic:
     dataset_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Per-data-set default options under the user's --dataset-option (text-gen reads a text-file
     as one plain stream: {"text-file:PATH": {"layout": "plain"}})."""
+    references: Mapping[str, str] = field(default_factory=dict)
+    """Baselines the lesson is expected to tie or lose to, with why (pytorch-gd against least squares,
+    the exact optimum): the verdict says how close the topic comes instead of whether it beats them."""
     dataset_metrics: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
     """Per-data-set (main_metric, higher_is_better) where the task differs with the data: rnn
     regresses a signal (MSE) or classifies text (accuracy)."""

@@ -7,14 +7,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+from components.protocol import scored_on
+
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }
-table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; }
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; padding: 0 1rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; overflow-wrap: anywhere; }
 th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5rem 0; }
-code { background: #f3f3f3; padding: 0 0.2rem; }
+code { background: #f3f3f3; padding: 0 0.2rem; overflow-wrap: anywhere; }
+pre { white-space: pre-wrap; overflow-wrap: anywhere; background: #f8f8f8; padding: 0.6rem; }
+.verdict { font-size: 1.15rem; padding: 0.6rem 0.9rem; border-left: 0.3rem solid #2a7; background: #f2fbf6; }
+.verdict.short { border-color: #c63; background: #fdf5f0; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 1rem; }
+dl.facts dt { color: #666; } dl.facts dd { margin: 0; }
 """
 
 
@@ -46,17 +53,41 @@ def _frame(path: Path) -> str:
             f"<figcaption>{html.escape(path.name)}</figcaption></figure>")
 
 
-def render(metrics: dict, plot_dir: Path) -> str:
-    """The page for one run's metrics; plots named in metrics["plots"] are read from plot_dir."""
+def _facts(metrics: dict, log: str | None) -> str:
+    """Run id, date, times, seed, data and version, as a definition list."""
+    facts = []
+    if metrics.get("run_id"):
+        facts.append(("run", html.escape(metrics["run_id"])))
+    if metrics.get("finished_at"):
+        facts.append(("finished", html.escape(metrics["finished_at"].replace("T", " ").replace("Z", " UTC"))))
+    times = f"training {metrics['train_seconds']:.1f} s"
+    if metrics.get("wall_seconds") is not None:
+        times += f"; whole pipeline {metrics['wall_seconds']:.1f} s"
+    facts += [("time", times), ("seed", str(metrics["seed"])),
+              ("data", f"<code>{html.escape(str(metrics.get('data_source', '')))}</code>")]
+    facts += [(f"sha256 of {html.escape(name)}", f"<code>{html.escape(digest)}</code>")
+              for name, digest in metrics.get("data_inputs", {}).items()]
+    if log:
+        facts.append(("log", f'<a href="{html.escape(log)}">{html.escape(log)}</a>'))
+    facts.append(("dlx", html.escape(metrics["dlx_version"])))
+    return '<dl class="facts">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>"
+
+
+def render(metrics: dict, plot_dir: Path, log: str | None = None) -> str:
+    """The page for one run's metrics; plots named in metrics["plots"] are read from plot_dir;
+    ``log``: a link to the run's pipeline.log."""
     names = list(metrics["test"])
-    score_rows = [["model (test split)"] + [metrics["test"][n] for n in names]]
+    score_rows = [[f"model ({scored_on(metrics.get('protocol', {}))})"] + [metrics["test"][n] for n in names]]
     score_rows += [[f"baseline: {b}"] + [values.get(n, "") for n in names] for b, values in metrics["baseline"].items()]
     if "noise_floor" in metrics:
         score_rows.append(["noise floor (best achievable)"] + [metrics["noise_floor"].get(n, "") for n in names])
-    parts = [
-        f"<h1>dlx run: {html.escape(metrics['topic'])} on {html.escape(metrics['dataset'])}</h1>",
-        f"<p>data from <code>{html.escape(str(metrics.get('data_source', '')))}</code>; seed {metrics['seed']}; "
-        f"training {metrics['train_seconds']:.1f} s; dlx {html.escape(metrics['dlx_version'])}</p>",
+    verdict = metrics.get("verdict") or {}
+    parts = [f"<h1>dlx run: {html.escape(metrics['topic'])} on {html.escape(metrics['dataset'])}</h1>"]
+    if verdict:
+        short = " short" if verdict.get("beats") is False else ""
+        parts.append(f'<p class="verdict{short}">{html.escape(verdict["text"])}</p>')
+    parts += [
+        _facts(metrics, log),
         "<h2>Scores</h2>",
         _table(["", *names], score_rows),
     ]
@@ -126,6 +157,6 @@ def interactive_page(metrics: dict, plot_dir: Path) -> str:
     return f"<!doctype html><html><head><meta charset='utf-8'><style>{_STYLE}</style></head><body>{body}</body></html>\n"
 
 
-def write_report(metrics: dict, plot_dir: Path, path: Path) -> Path:
-    path.write_text(render(metrics, plot_dir), encoding="utf-8")
+def write_report(metrics: dict, plot_dir: Path, path: Path, log: str | None = None) -> Path:
+    path.write_text(render(metrics, plot_dir, log), encoding="utf-8")
     return path

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from components import progress
 from components.data import prepare_dataset
 from components.evaluate import evaluate_run
 from components.files import read_json, write_json
@@ -21,6 +22,7 @@ def prepare(dataset: str, data_dir: str, seed: int, out_dir: str | Path, options
 
     ``options_json``: the data set's own NAME=VALUE options as a JSON object of strings (a Job's).
     """
+    progress.phase(f"preparing {dataset}")
     return prepare_dataset(dataset, out_dir, data_dir=data_dir or None, seed=seed,
                            options=parse_options_json(dataset, options_json))
 
@@ -32,6 +34,7 @@ def train(
     """Train ``topic`` with a Job's ``params_json`` (every parameter, as a JSON object) on the artifact."""
     spec = get_topic(topic)
     params = parse_params_json(spec, params_json)
+    progress.phase(f"loading {spec.framework}")
     return spec.train(Path(dataset_dir), Path(model_dir), params, seed, Path(checkpoint_dir) if checkpoint_dir else None)
 
 
@@ -45,8 +48,10 @@ def evaluate(
     """
     spec = get_topic(topic).for_dataset(read_json(Path(dataset_dir) / "meta.json")["dataset"])
     out_dir = Path(out_dir)
+    progress.phase("scoring the model")
     metrics = evaluate_run(spec, Path(dataset_dir), Path(model_dir), out_dir)
     if champion:
+        progress.phase("comparing with the champion")
         decision = promote(spec, metrics, dataset_dir, model_dir, champion=champion, margin=margin,
                            model_uri=model_uri, run_id=run_id)
         write_json(out_dir / "promotion.json", decision)

@@ -63,11 +63,13 @@ MODEL_IN_RUN = Path("train") / "model"
 """Where `dlx run` (pipelines.local) leaves the train step's model in a run directory."""
 
 
-def run_model_dir(run_dir: Path, *, command: str, marker: str, takes: tuple[str, ...]) -> Path:
-    """The model of a `dlx run` directory (its train/model/), or ``run_dir`` itself when it holds
-    ``marker``; a missing or incomplete run, or a run of a topic not in ``takes``, is a DlxError."""
-    if not run_dir.is_dir():
-        raise DlxError(f"{run_dir}: no such run directory; pass one that `dlx run` created (see `dlx runs`)")
+def run_model_dir(args: argparse.Namespace, *, command: str, marker: str, takes: tuple[str, ...]) -> Path:
+    """The model of the run ``args.run`` names (a run id, a unique prefix of one, or a directory): its
+    train/model/, or the directory itself when it holds ``marker``; a missing or incomplete run, or a
+    run of a topic not in ``takes``, is a DlxError."""
+    from pipelines.runs import resolve_run
+
+    run_dir = resolve_run(runs_root(args), args.run)
     metrics = run_dir / "metrics.json"
     topic = read_json(metrics).get("topic", "?") if metrics.is_file() else None
     if topic is not None and topic not in takes:

@@ -6,13 +6,12 @@ import os
 import sys
 from pathlib import Path
 
-from components.data import DATASETS
 from components.errors import DlxError
-from components.params import describe
 from components.registry import Topic, get_topic, topics
-from dlx import cli_aws, cli_generate, cli_kubeflow, cli_list, cli_predict, cli_sagemaker
+from dlx import cli_aws, cli_generate, cli_kubeflow, cli_list, cli_predict, cli_runs, cli_sagemaker
 from dlx.arguments import (add_champion_arguments, add_job_arguments, add_runs_dir, require_train_extra, resolve_job,
                            runs_root)
+from dlx.console import open_console
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -22,16 +21,19 @@ def cmd_run(args: argparse.Namespace) -> None:
     require_train_extra("run")
     run_dir = Path(args.out) if args.out else new_run_dir(runs_root(args), job.topic)
     print(f"dlx run {job.topic.name} on {job.dataset} (seed {args.seed}) -> {run_dir}", flush=True)
-    metrics = run_local(job, run_dir=run_dir, champion=args.champion or "", margin=args.margin, verbose=args.verbose)
+    with open_console() as console:
+        metrics = run_local(job, run_dir=run_dir, champion=args.champion or "", margin=args.margin,
+                            verbose=args.verbose, on_event=console.handle)
     _summary(job.topic, metrics, run_dir)
 
 
 def _summary(topic: Topic, metrics: dict, run_dir: Path) -> None:
     from components.evaluate import verdict
+    from components.protocol import scored_on
 
     print(f"\n{topic.name} on {metrics['dataset']}: done")
     scores = "  ".join(f"{k} {v:.4f}" for k, v in metrics["test"].items())
-    print(f"  test      {scores}")
+    print(f"  {scored_on(metrics.get('protocol', {})):<9} {scores}")
     for name, values in metrics["baseline"].items():
         print(f"  baseline  {name}: " + "  ".join(f"{k} {v:.4f}" for k, v in values.items()))
     if "noise_floor" in metrics:
@@ -40,20 +42,8 @@ def _summary(topic: Topic, metrics: dict, run_dir: Path) -> None:
     if "promotion" in metrics:
         decision = metrics["promotion"]
         print(f"  champion  {'promoted' if decision['promoted'] else 'not promoted'}: {decision['reason']}")
-    print(f"  training {metrics['train_seconds']:.1f} s; whole pipeline {metrics['wall_seconds']:.1f} s")
+    print(f"  time      training {metrics['train_seconds']:.1f} s; whole pipeline {metrics['wall_seconds']:.1f} s")
     print(f"  outputs   {run_dir}/  (report.html, metrics.json, pipeline.log; prepare/ train/ evaluate/)")
-
-
-def cmd_runs(args: argparse.Namespace) -> None:
-    from pipelines.runs import COLUMNS, format_table, run_rows
-
-    if args.topic:
-        get_topic(args.topic)
-    rows = run_rows(runs_root(args), args.topic)
-    if not rows:
-        print(f"no runs under {runs_root(args)}/ yet; start one with `dlx run TOPIC`")
-        return
-    print(format_table(COLUMNS, rows))
 
 
 def cmd_compile(args: argparse.Namespace) -> None:
@@ -81,11 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="show kfp's full executor output")
     run.set_defaults(func=cmd_run)
 
-    runs = sub.add_parser("runs", help="table of past local runs")
-    runs.add_argument("topic", nargs="?", help="only this topic")
-    add_runs_dir(runs, "where runs are")
-    runs.set_defaults(func=cmd_runs)
-
     comp = sub.add_parser("compile", help="write pipeline YAML for a Kubeflow Pipelines server")
     comp.add_argument("topic", help="topic id, or 'all'")
     comp.add_argument("-o", "--output", default="compiled", help="output folder (default: ./compiled)")
@@ -93,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--gpus", type=int, default=0, help="nvidia.com/gpu limit of the train step (default: 0)")
     comp.set_defaults(func=cmd_compile)
 
-    for target in (cli_kubeflow, cli_sagemaker, cli_aws, cli_predict, cli_generate):
+    for target in (cli_runs, cli_kubeflow, cli_sagemaker, cli_aws, cli_predict, cli_generate):
         target.register(sub)
     return parser
 

@@ -1,21 +1,21 @@
-"""`dlx generate RUN_DIR`: sample text from a trained text-gen model, streamed to the terminal.
+"""`dlx generate RUN`: sample text from a trained text-gen model, streamed to the terminal.
 
-RUN_DIR is a run directory made by `dlx run text-gen` (its model is in train/model/) or a model
-directory itself (model.pt, params.json, train.json).
+RUN is a run of `dlx run text-gen`: its id (or a unique prefix of one, see `dlx runs`), its
+directory (the model is in train/model/), or a model directory itself (model.pt, params.json, train.json).
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from dlx.arguments import require_train_extra, run_model_dir
+from dlx.arguments import add_runs_dir, require_train_extra, run_model_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `generate` to the `dlx` parser."""
     gen = sub.add_parser("generate", help="sample text from a trained text-gen model (streams to the terminal)")
-    gen.add_argument("run_dir", metavar="RUN_DIR", help="a `dlx run text-gen` run directory, or a model directory")
+    gen.add_argument("run", metavar="RUN", help="a `dlx run text-gen` run: its id (or a unique prefix), run or model directory")
+    add_runs_dir(gen, "where runs are")
     gen.add_argument("--prompt", default="", help="text the sample continues (default: start of a line)")
     gen.add_argument("--length", type=int, default=500, help="characters to generate (default: 500)")
     gen.add_argument("--temperature", type=float, default=0.8,
@@ -31,7 +31,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from components.topics.sequences import text_gen
     from components.topics.sequences.text_gen import model as char_lm
 
-    model_dir = run_model_dir(Path(args.run_dir), command="generate", marker="train.json", takes=("text-gen",))
+    model_dir = run_model_dir(args, command="generate", marker="train.json", takes=("text-gen",))
     model, vocabulary = text_gen.load_model(model_dir)
     char_lm.check_options(args.length, args.temperature, args.top_p)
     char_lm.encode(args.prompt, vocabulary)  # a bad prompt fails before anything is printed

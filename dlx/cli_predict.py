@@ -1,12 +1,11 @@
-"""`dlx predict RUN_DIR TEXT...`: classify new texts with the model of a finished text run."""
+"""`dlx predict RUN TEXT...`: classify new texts with the model of a finished text run."""
 from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from components.errors import DlxError
-from dlx.arguments import require_train_extra, run_model_dir
+from dlx.arguments import add_runs_dir, require_train_extra, run_model_dir
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -18,7 +17,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     texts = [t for t in args.texts if t.strip()]
     if not texts:
         raise DlxError("no text to classify; pass one or more non-empty texts in quotes")
-    model = run_model_dir(Path(args.run_dir), command="predict", marker=MODEL_FILE,
+    model = run_model_dir(args, command="predict", marker=MODEL_FILE,
                           takes=("text-vectors", "random-embeddings", "word-embeddings", "rnn"))
     labels, probabilities = predict(model, texts)
     width = max(len(name) for name in labels)
@@ -30,6 +29,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `dlx predict` to the `dlx` parser."""
     predict = sub.add_parser("predict", help="classify texts with a finished text run's model")
-    predict.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of a text topic (from `dlx run`)")
+    predict.add_argument("run", metavar="RUN", help="a run of a text topic: its id (or a unique prefix) or directory")
+    add_runs_dir(predict, "where runs are")
     predict.add_argument("texts", metavar="TEXT", nargs="+", help="texts to classify (quote each one)")
     predict.set_defaults(func=cmd_predict)

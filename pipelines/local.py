@@ -4,85 +4,119 @@ Each step runs as a subprocess of the current Python environment (SubprocessRunn
 venv), exactly the component code a cluster would run. The run directory is assembled as
 ``.<id>.partial`` and renamed when the pipeline succeeds, so a directory without that suffix is
 always complete; a failed run is kept as ``<id>.failed`` with its log.
+
+Everything kfp.local and the steps print goes to the run's pipeline.log. The caller's ``on_event``
+sees what a console shows instead: each step starting and ending (read from kfp's own log records,
+through a filter on its logger), the steps' progress events (components.progress, read from a file
+the steps append to), and with ``verbose`` every log line too.
 """
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import shutil
-import sys
+import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from components.errors import DlxError
 from components.files import read_json, write_json
 from components.job import Job
+from components.progress import PROGRESS_ENV
 from components.registry import Topic
+from components.report import write_report
 from pipelines.build import build_pipeline
+from pipelines.runs import write_index
 
+Event = dict[str, Any]
 _DLX_ERROR = re.compile(r"DlxError: (.*)$", re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TASK = re.compile(r"(?:Executing task|Task) '([\w-]+)'(?: finished with status (\w+))?")
+POLL_SECONDS = 0.2
 
 
-class ConsoleFilter(io.TextIOBase):
-    """Tee kfp.local's output: all of it to the log, to the console what a person wants.
+class _Tee(io.TextIOBase):
+    """stdout during the run: all of it to the log, and with ``verbose`` each line as a "log" event."""
 
-    Dropped from the console: the executor's own chatter (its input JSON), the artifact dumps
-    after each task, and the traceback of a step that failed with a DlxError (its message is
-    raised again in this process instead).
-    """
-
-    def __init__(self, log: TextIO, console: TextIO, verbose: bool = False) -> None:
-        self.log, self.console, self.verbose = log, console, verbose
-        self.pending = ""
-        self.mode = "show"
-        self.traceback: list[str] = []
+    def __init__(self, log: TextIO, on_event: Callable[[Event], None], verbose: bool) -> None:
+        self.log, self.on_event, self.verbose, self.pending = log, on_event, verbose, ""
 
     def writable(self) -> bool:
         return True
 
     def write(self, text: str) -> int:
         self.log.write(text)
-        self.pending += text
-        while "\n" in self.pending:
-            line, self.pending = self.pending.split("\n", 1)
-            self._line(line + "\n")
+        if self.verbose:
+            self.pending += text
+            while "\n" in self.pending:
+                line, self.pending = self.pending.split("\n", 1)
+                self.on_event({"kind": "log", "line": line})
         return len(text)
 
     def flush(self) -> None:
         self.log.flush()
-        self.console.flush()
 
-    def _line(self, line: str) -> None:
-        if self.verbose:
-            self.console.write(line)
-            return
-        body = line[4:] if line.startswith("    ") else line
-        if self.mode == "executor_input":
-            if line.rstrip() == "    }":
-                self.mode = "show"
-        elif self.mode == "outputs" and line.startswith(" "):
-            pass
-        elif self.mode == "traceback":
-            self.traceback.append(line)
-            if body and not body[0].isspace() and not body.startswith("Traceback"):
-                if "DlxError" not in body:
-                    self.console.writelines(self.traceback)
-                self.traceback, self.mode = [], "show"
-        elif "Got executor_input:" in line:
-            self.mode = "executor_input"
-        elif line.rstrip().endswith("outputs:"):
-            self.mode = "outputs"
-        elif body.startswith("Traceback (most recent call last)"):
-            self.mode, self.traceback = "traceback", [line]
-        elif "[KFP Executor" not in line:
-            self.mode = "show"
-            self.console.write(line)
+
+class _KfpRecords(logging.Filter):
+    """On the root logger while the pipeline runs: kfp.local's records go to the log (and, with
+    ``verbose``, on to its console handler); task starts and ends become "step" events."""
+
+    def __init__(self, log: TextIO, on_event: Callable[[Event], None], verbose: bool) -> None:
+        super().__init__()
+        self.log, self.on_event, self.verbose = log, on_event, verbose
+        self.started: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = _ANSI.sub("", record.getMessage())
+        if not self.verbose:  # verbose: kfp's own handler writes it to stdout, which is the log's tee
+            stamp = f"{time.strftime('%H:%M:%S', time.localtime(record.created))}.{int(record.msecs):03d}"
+            self.log.write(f"{stamp} - {record.levelname} - {message}\n")
+        found = _TASK.match(message)
+        if found and found.group(2) is None and message.startswith("Executing"):
+            self.started[found.group(1)] = time.perf_counter()
+            self.on_event({"kind": "step", "step": found.group(1), "state": "started"})
+        elif found and found.group(2):
+            seconds = time.perf_counter() - self.started.get(found.group(1), time.perf_counter())
+            state = "finished" if found.group(2) == "SUCCESS" else "failed"
+            self.on_event({"kind": "step", "step": found.group(1), "state": state, "seconds": round(seconds, 2)})
+        return self.verbose
+
+
+@contextlib.contextmanager
+def _progress_events(path: Path, on_event: Callable[[Event], None]) -> Iterator[None]:
+    """Pass each JSON line the steps append to ``path`` to ``on_event``, as it arrives."""
+    import json
+
+    path.touch()
+    done = threading.Event()
+
+    def follow() -> None:
+        with path.open(encoding="utf-8") as events:
+            pending = ""
+            while True:
+                finished = done.is_set()  # read once more after the last step ends
+                pending += events.read()
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    with contextlib.suppress(ValueError):
+                        on_event(json.loads(line))
+                if finished:
+                    return
+                done.wait(POLL_SECONDS)
+
+    reader = threading.Thread(target=follow, name="dlx-progress", daemon=True)
+    reader.start()
+    try:
+        yield
+    finally:
+        done.set()
+        reader.join()
 
 
 @contextlib.contextmanager
@@ -109,7 +143,8 @@ def new_run_dir(root: Path, topic: Topic) -> Path:
     return candidate
 
 
-def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.0, verbose: bool = False) -> dict:
+def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.0, verbose: bool = False,
+              on_event: Callable[[Event], None] = lambda event: None) -> dict:
     """Run prepare → train → evaluate locally; returns metrics.json's content."""
     from kfp import local
 
@@ -123,28 +158,47 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
     pipeline = build_pipeline(job.topic)
     arguments = {**job.arguments(), "champion": champion, "margin": margin}
     started = time.perf_counter()
+    root = logging.getLogger()
     with open(log_path, "w", encoding="utf-8") as log:
-        tee = ConsoleFilter(log, sys.stdout, verbose)
+        records = _KfpRecords(log, on_event, verbose)
+        root.addFilter(records)
         try:
-            with _environment(TMPDIR=str(partial / "tmp"), TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")), \
-                    contextlib.redirect_stdout(tee), warnings.catch_warnings():
+            with _environment(TMPDIR=str(partial / "tmp"), **{PROGRESS_ENV: str(partial / "tmp" / "progress.jsonl")},
+                              TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")), \
+                    _progress_events(partial / "tmp" / "progress.jsonl", on_event), \
+                    contextlib.redirect_stdout(_Tee(log, on_event, verbose)), warnings.catch_warnings():
                 # The steps name the cluster image and the train step its cluster resources (CPU,
                 # memory, GPUs); locally they run in this environment, on this machine, on purpose.
                 warnings.filterwarnings("ignore", message=".*non-Python base image.*")
                 warnings.filterwarnings("ignore", message=".*no effect in the current local runner.*")
                 pipeline(**arguments)
         except RuntimeError as exc:
-            tee.flush()
+            log.flush()
             failed = _keep_failed(partial, run_dir)
-            found = _DLX_ERROR.findall((failed / "pipeline.log").read_text(encoding="utf-8"))
-            reason = found[-1].strip() if found else _ANSI.sub("", str(exc))
-            raise DlxError(f"{reason} (full log: {failed / 'pipeline.log'})") from None
+            raise DlxError(_failure(failed / "pipeline.log", exc)) from None
+        finally:
+            root.removeFilter(records)
     _assemble(partial)
     metrics = read_json(partial / "evaluate" / "evaluation" / "metrics.json")
-    metrics["wall_seconds"] = round(time.perf_counter() - started, 2)
+    metrics |= {"run_id": run_dir.name, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "wall_seconds": round(time.perf_counter() - started, 2)}
     write_json(partial / "metrics.json", metrics)
+    write_report(metrics, partial / "evaluate" / "evaluation", partial / "report.html", log="pipeline.log")
     partial.rename(run_dir)
+    write_index(run_dir.parent)
     return metrics
+
+
+def _failure(log: Path, exc: Exception) -> str:
+    """A failed step's reason in one line: its DlxError's message, else its exception's last line."""
+    text = log.read_text(encoding="utf-8")
+    found = _DLX_ERROR.findall(text)
+    if found:
+        reason = found[-1].strip()
+    else:
+        errors = re.findall(r"^\s*(\w+(?:\.\w+)*(?:Error|Exception)\b.*)$", text, re.MULTILINE)
+        reason = f"a step failed: {errors[-1].strip()}" if errors else _ANSI.sub("", str(exc))
+    return f"{reason} (full log: {log})"
 
 
 def _keep_failed(partial: Path, run_dir: Path) -> Path:
@@ -156,11 +210,14 @@ def _keep_failed(partial: Path, run_dir: Path) -> Path:
 
 
 def _assemble(partial: Path) -> None:
-    """Lift each task's directory to the run's top and put report.html there."""
+    """Lift each task's directory to the run's top."""
     kfp_root = partial / "kfp"
     (pipeline_run,) = list(kfp_root.iterdir())
     for task_dir in pipeline_run.iterdir():
         task_dir.rename(partial / task_dir.name)
     shutil.rmtree(kfp_root)
     shutil.rmtree(partial / "tmp")
-    shutil.copyfile(partial / "evaluate" / "evaluation" / "report.html", partial / "report.html")
+    for name in ("report", "interactive"):  # kfp names an HTML artifact's file as the output itself
+        artifact = partial / "evaluate" / name
+        if artifact.is_file():
+            artifact.rename(artifact.with_name(f"{name}.html"))

@@ -119,3 +119,21 @@ def epochs_run(monkeypatch) -> EpochCounter:
 
     monkeypatch.setattr(EpochLog, "on_epoch_begin", counting_begin)
     return counter
+
+
+@pytest.fixture(scope="session")
+def default_runs(tmp_path_factory) -> dict:
+    """Every topic's default run (`dlx run TOPIC`, no other flags) in one runs directory, made once:
+    topic -> (run directory, metrics). Slow: about as long as all the defaults together."""
+    from components.files import read_json
+    from components.registry import topics
+    from dlx.cli import main
+
+    runs = tmp_path_factory.mktemp("default-runs")
+    found = {}
+    for name in topics():
+        before = set(runs.iterdir())
+        assert main(["run", name, "--runs-dir", str(runs)]) == 0, name
+        (run_dir,) = [path for path in set(runs.iterdir()) - before if path.is_dir()]
+        found[name] = (run_dir, read_json(run_dir / "metrics.json"))
+    return found

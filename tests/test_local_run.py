@@ -1,4 +1,9 @@
-"""`dlx run` end to end through kfp.local, `dlx runs`, and a failing step's one-line error."""
+"""`dlx run` end to end through kfp.local, what its console shows, `dlx runs`, and a failing step's one-line error."""
+import os
+import re
+import subprocess
+import sys
+
 import numpy as np
 
 from components.files import read_json
@@ -11,7 +16,7 @@ def test_run_writes_a_complete_run_directory_and_lists_it(tmp_path, capsys):
     assert main(["run", "mnist-mlp", "--param", "epochs=3", "--seed", "1", "--runs-dir", str(runs),
                  "--champion", str(champion)]) == 0
     out = capsys.readouterr().out
-    (run_dir,) = runs.iterdir()
+    (run_dir,) = (path for path in runs.iterdir() if path.is_dir())
     assert run_dir.name.startswith("mnist-mlp-")
 
     metrics = read_json(run_dir / "metrics.json")
@@ -29,12 +34,18 @@ def test_run_writes_a_complete_run_directory_and_lists_it(tmp_path, capsys):
         assert (run_dir / path).is_file(), path
     assert read_json(run_dir / "prepare" / "dataset" / "meta.json")["seed"] == 1
     assert not (run_dir / "tmp").exists() and not (run_dir / "kfp").exists()
-    assert [p.name for p in runs.iterdir()] == [run_dir.name]
+    assert sorted(p.name for p in runs.iterdir()) == sorted([run_dir.name, "index.html"])
+    assert (metrics["run_id"], metrics["verdict"]["baseline"]) == (run_dir.name, "random_forest")
+    assert (run_dir / "evaluate" / "report.html").is_file() and (run_dir / "evaluate" / "interactive.html").is_file()
+    assert f'href="{run_dir.name}/report.html"' in (runs / "index.html").read_text()
 
-    # The console shows progress and a summary; kfp's executor dump stays in the log.
-    assert "Epoch 3/3" in out and "test      accuracy" in out and str(run_dir) in out and "champion  promoted" in out
-    assert "Got executor_input" not in out
-    assert "Got executor_input" in (run_dir / "pipeline.log").read_text()
+    # The console shows each step, the epochs and a summary; kfp's own lines stay in the log.
+    for shown in ("prepare   done in", "train     epoch 3/3", "evaluate  done in", "test      accuracy",
+                  str(run_dir), "champion  promoted", "verdict   test accuracy"):
+        assert shown in out, shown
+    assert "Got executor_input" not in out and "Executing task" not in out
+    log = (run_dir / "pipeline.log").read_text()
+    assert "Got executor_input" in log and "Executing task 'train'" in log and "Epoch 3/3" in log
 
     assert main(["runs", "--runs-dir", str(runs)]) == 0
     table = capsys.readouterr().out
@@ -61,12 +72,25 @@ def test_ratings_topic_runs_locally_with_its_embedding_map_as_an_html_artifact(t
     options = ["users=80", "items=50", "density=0.4"]
     assert main(["run", "cf-regularized", "--param", "epochs=15", "--runs-dir", str(runs),
                  *(f"--dataset-option={option}" for option in options)]) == 0
-    (run_dir,) = runs.iterdir()
+    (run_dir,) = (path for path in runs.iterdir() if path.is_dir())
     metrics = read_json(run_dir / "metrics.json")
     assert metrics["dataset"] == "synthetic-ratings"
     assert read_json(run_dir / "prepare" / "dataset" / "meta.json")["options"]["users"] == 80
     assert metrics["test"]["rmse"] < metrics["baseline"]["global_mean"]["rmse"]
     assert "item_bias_top" in metrics and (run_dir / "train" / "model" / "model.pt").is_file()
-    page = (run_dir / "evaluate" / "interactive").read_text()
+    page = (run_dir / "evaluate" / "interactive.html").read_text()
     assert "Bokeh" in page and "item embeddings" in page
     assert "beats the" in capsys.readouterr().out
+
+
+def test_console_in_a_file_has_no_escapes_and_no_kfp_lines(tmp_path):
+    out = tmp_path / "out.txt"
+    with out.open("w") as stdout:
+        done = subprocess.run([sys.executable, "-m", "dlx.cli", "run", "pytorch-gd", "--param", "epochs=5",
+                               "--runs-dir", str(tmp_path / "runs")], stdout=stdout, stderr=subprocess.PIPE,
+                              text=True, timeout=600, env={**os.environ, "TERM": "xterm-256color"})
+    text = out.read_text()
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in text
+    assert not re.search(r"^\d\d:\d\d:\d\d\.\d{3} - (INFO|WARNING)", text, re.MULTILINE)
+    assert re.search(r"^train +epoch 5/5 +mse", text, re.MULTILINE) and "verdict   test RMSE" in text

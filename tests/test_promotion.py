@@ -11,7 +11,8 @@ from components import steps
 from components.data.artifact import write_artifact
 from components.errors import DlxError
 from components.files import read_json, write_json
-from components.promotion import fingerprint_test_split, promote, read_record
+from components.data.artifact import fingerprint_test_split
+from components.promotion import promote, read_record
 from components.registry import Topic
 
 

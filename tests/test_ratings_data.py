@@ -85,7 +85,8 @@ def synthetic(tmp_path_factory):
     prepared = []
     for n, (data_seed, seed) in enumerate([(0, 0), (0, 0), (0, 1), (1, 0)]):
         prepare_dataset("synthetic-ratings", root / str(n), seed=seed,
-                        options={"users": "100", "items": "80", "data_seed": str(data_seed), "noise": "0.25"})
+                        options={"users": "100", "items": "80", "data_seed": str(data_seed), "noise": "0.25",
+                                 "density": "0.05"})
         prepared.append(load_ratings(root / str(n)))
     return prepared
 

@@ -23,7 +23,7 @@ from containers.entrypoint import HYPERPARAMETERS
 from dlx.cli import main
 from infra import aws
 from infra import sagemaker as jobs
-from pipelines.runs import run_rows
+from pipelines.runs import list_runs
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -255,7 +255,7 @@ def test_wait_reports_each_transition_and_fetches_the_model_into_runs(calls, tmp
     assert "test accuracy 0.9750 beats the random_forest baseline (0.9600)" in out
     run_dir = tmp_path / "runs" / f"sagemaker-{name}"
     assert (run_dir / "model" / "model.keras").read_bytes() == b"weights"
-    assert [row[0] for row in run_rows(tmp_path / "runs")] == [f"sagemaker-{name}"]
+    assert [run.id for run in list_runs(tmp_path / "runs")] == [f"sagemaker-{name}"]
 
 
 def test_a_failed_job_shows_its_failure_reason_and_exits_non_zero(calls, capsys, monkeypatch):

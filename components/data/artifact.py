@@ -9,6 +9,7 @@ or interrupted prepare step never leaves a half-written dataset for a later step
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -102,3 +103,30 @@ def read_meta(dataset_dir: Path, kind: str | None) -> tuple[dict, dict[str, int]
         raise DlxError(f"{dataset_dir}: holds {found or 'array'} data, not {kind or 'array'} data; "
                        "prepare a dataset of the kind this step reads")
     return meta, splits
+
+
+def fingerprint_test_split(dataset_dir: str | Path) -> str:
+    """sha256 over what a model is scored on: the artifact's test arrays and tables (names,
+    types, shapes, content), or all of them when it has no test split (cross-validated text
+    scores every text; a corpus its validation text)."""
+    dataset_dir = Path(dataset_dir)
+    arrays = {}
+    if (dataset_dir / DATA_FILE).is_file():
+        with np.load(dataset_dir / DATA_FILE, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    tables = {path.stem: path for path in dataset_dir.glob(f"*{TABLE_SUFFIX}")}
+    names = sorted([*arrays, *tables])
+    scored = [name for name in names if name.endswith("test")] or names
+    digest = hashlib.sha256()
+    for name in scored:
+        if name in arrays:
+            array = np.ascontiguousarray(arrays[name])
+            digest.update(f"{name}:{array.dtype.str}:{array.shape}\n".encode())
+            digest.update(array.tobytes())
+        else:
+            import pandas as pd
+
+            frame = pd.read_parquet(tables[name])
+            digest.update(f"{name}:{list(frame.columns)}:{list(map(str, frame.dtypes))}\n".encode())
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return f"sha256:{digest.hexdigest()}"

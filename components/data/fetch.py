@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from components import progress
 from components.data.idx import content_sha256
 from components.data.storage import download_prefix, is_s3_uri
 from components.errors import DlxError
@@ -85,6 +86,7 @@ def _from_env_or_cache(dataset: str, names: Sequence[str], env: str | None, base
             f"or set {DATA_DIR_ENV}=ROOT with them in ROOT/{dataset}/")
     if missing:
         print(f"dlx: downloading {dataset} from {base_url} into {cache}", file=sys.stderr)
+        progress.note(f"downloading {dataset} from {base_url} into {cache}")
     if missing and base_url.endswith(".zip"):
         _download_zip(base_url, cache, missing, checksums, hint)
     else:

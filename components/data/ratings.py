@@ -64,7 +64,7 @@ class SyntheticOptions:
     items: int = help_field(300, "number of items")
     rank: int = help_field(5, "rank of the true user/item factor model")
     noise: float = help_field(0.3, "sigma of the Gaussian noise: the best achievable RMSE")
-    density: float = help_field(0.05, "fraction of user x item cells observed")
+    density: float = help_field(0.2, "fraction of user x item cells observed (0.2: ~48 training ratings per user)")
     data_seed: int = help_field(0, "seed of the generator (the run's seed only picks validation)")
 
     def __post_init__(self) -> None:

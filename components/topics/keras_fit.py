@@ -10,13 +10,15 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from components.epoch_log import EpochLog
+from components import progress
+from components.epoch_log import EpochLog, run_identity
 from components.errors import DlxError
 from components.files import atomic_dir, write_json
 from components.params import help_field, to_dict
@@ -94,7 +96,8 @@ def _backup(keras: Any, directory: Path, stale: bool) -> Any:
 
 def fit_and_save(
     keras: Any, model: Any, train: tuple[Any, np.ndarray], val: tuple[Any, np.ndarray], params: KerasParams,
-    seed: int, meta: dict, model_dir: Path, checkpoint_dir: Path | None, *, loss: str, metric: Any,
+    seed: int, meta: dict, model_dir: Path, checkpoint_dir: Path | None, *, loss: str, metric: Any, label: str = "",
+    also_write: Callable[[Any, Path], None] | None = None,
 ) -> dict:
     """Compile and fit ``model``, then write model.keras, params.json, history.json and train.json.
 
@@ -104,6 +107,7 @@ def fit_and_save(
     With ``checkpoint_dir`` the weights, optimizer state and epoch log are saved there after
     every epoch, and a rerun of the same run (same parameters, seed and data) continues after
     the last saved epoch; a finished run's checkpoint is kept, so rerunning it trains nothing.
+    ``also_write(model, directory)`` adds files to the model dir before it appears.
     """
     (x_train, y_train), (x_val, y_val) = train, val
     metric_name = metric if isinstance(metric, str) else metric.name
@@ -114,11 +118,10 @@ def fit_and_save(
         f"{model.count_params():,} parameters; Keras backend {keras.backend.backend()}",
         flush=True,
     )
-    run = {"params": to_dict(params), "seed": seed,
-           **{key: meta[key] for key in ("dataset", "inputs", "splits")}}
     if checkpoint_dir is not None:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    log = EpochLog(checkpoint_dir / "epochs.json" if checkpoint_dir else None, run)
+    log = EpochLog(checkpoint_dir / "epochs.json" if checkpoint_dir else None, run_identity(params, seed, meta),
+                   total=params.epochs, label=label, items_per_epoch=len(y_train))
     # The log comes first so that each epoch's entry is on disk before the backup that it covers.
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=log.on_epoch_begin, on_epoch_end=log.on_epoch_end)]
     if checkpoint_dir is not None:
@@ -132,7 +135,10 @@ def fit_and_save(
         callbacks=callbacks,
     )
     if log.first_epoch is None:
-        print(f"the checkpoint in {checkpoint_dir} holds all {params.epochs} epochs; nothing left to train", flush=True)
+        text = f"{label + ': ' if label else ''}the checkpoint in {checkpoint_dir} holds all {params.epochs} epochs; " \
+               "nothing left to train"
+        print(text, flush=True)
+        progress.note(text)
     seconds = log.seconds_before() + time.perf_counter() - log.started
     summary = {
         "train_seconds": round(seconds, 2),
@@ -147,4 +153,6 @@ def fit_and_save(
         write_json(tmp / "params.json", to_dict(params))
         write_json(tmp / "history.json", log.history)
         write_json(tmp / "train.json", summary)
+        if also_write is not None:
+            also_write(model, tmp)
     return summary

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from components import progress
 from components.epoch_log import EpochLog
 from components.errors import DlxError
 from components.files import atomic_dir, write_json
@@ -28,7 +29,9 @@ from components.params import help_field, to_dict
 
 STATE_FILE = "state.pt"
 MODEL_FILE = "model.pt"
-_LOOP_STATE = ("step", "step_seconds", "items", "stopped", "scaler")
+_LOOP_STATE = ("step", "step_seconds", "items", "stopped", "scaler", "step_losses")
+STEP_RECORDS = 25
+"""About this many training-loss records per epoch (step_losses): a curve even for a run of one epoch."""
 """What the loop itself keeps in a checkpoint, beside the tensors, the optimiser and the topic's extras."""
 
 
@@ -103,12 +106,13 @@ def cpu_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def open_log(checkpoint_dir: Path | None, run: dict) -> EpochLog:
-    """The run's epoch log, kept in ``checkpoint_dir`` when there is one (created if missing)."""
+def open_log(checkpoint_dir: Path | None, run: dict, **shown: Any) -> EpochLog:
+    """The run's epoch log, kept in ``checkpoint_dir`` when there is one (created if missing);
+    ``shown``: how its progress events describe the run (EpochLog)."""
     if checkpoint_dir is None:
-        return EpochLog(None, run)
+        return EpochLog(None, run, **shown)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    return EpochLog(checkpoint_dir / "epochs.json", run)
+    return EpochLog(checkpoint_dir / "epochs.json", run, **shown)
 
 
 def save_state(checkpoint_dir: Path | None, epochs_done: int, tensors: Mapping[str, Any], optimizer: Any,
@@ -212,12 +216,15 @@ class TrainLoop:
         self.steps_per_epoch, self.budget = steps_per_epoch, budget_minutes * 60
         self.unit, self.tag, self.divergence_hint = unit, tag, divergence_hint
         self.scaler = torch.amp.GradScaler(device, enabled=self.dtype == torch.float16)
-        self.log = open_log(checkpoint_dir, run)
+        self.log = open_log(checkpoint_dir, run, total=epochs, label=tag.rstrip(": "), unit=unit)
         self.start, saved = restore_state(checkpoint_dir, self.log, tensors, optimizer, device)
         if saved.get("scaler"):
             self.scaler.load_state_dict(saved["scaler"])
         self.step, self.step_seconds = saved.get("step", 0), saved.get("step_seconds", 0.0)
         self.items, self.stopped = saved.get("items", 0), saved.get("stopped", False)
+        self.step_losses: list[list[float]] = saved.get("step_losses", [])
+        """[step, mean training loss since the previous record], every ``record_every`` steps."""
+        self.record_every = max(1, steps_per_epoch // STEP_RECORDS) if steps_per_epoch else STEP_RECORDS
         self.extra = {k: v for k, v in saved.items() if k not in _LOOP_STATE}
         self.rate: float | None = None
         self.budget_spent = False
@@ -258,6 +265,7 @@ class TrainLoop:
                 self.module.train()
             began = time.perf_counter()
             total, count, items = torch.zeros((), device=self.device), 0, 0
+            window, window_count = torch.zeros((), device=self.device), 0
             for batch in batches(epoch):
                 if self.budget and self.seconds >= self.budget:
                     self.stopped = self.budget_spent = True
@@ -265,8 +273,13 @@ class TrainLoop:
                 if learning_rate is not None:
                     self.rate = learning_rate(self.progress())
                     set_learning_rate(self.optimizer, self.rate)
-                total += self._step(batch, loss, before_step).detach().float() * batch.size
+                weighted = self._step(batch, loss, before_step).detach().float() * batch.size
+                total, window = total + weighted, window + weighted
                 count, items, self.step = count + batch.size, items + batch.items, self.step + 1
+                window_count += batch.size
+                if self.step % self.record_every == 0:
+                    self.step_losses.append([self.step, round(float(window) / window_count, 5)])
+                    window, window_count = torch.zeros((), device=self.device), 0
             if not count:
                 break
             seconds = time.perf_counter() - began
@@ -279,23 +292,27 @@ class TrainLoop:
                 self.module.eval()
             with torch.no_grad():
                 figures = scores(mean) if scores is not None else {"loss": mean}
-                self.log.on_epoch_end(epoch, figures)
+                self.log.on_epoch_end(epoch, figures, speed=items / seconds)
                 reason = end_epoch(epoch, figures) if end_epoch is not None else None
             if self.budget and self.seconds >= self.budget:  # spent during the evaluation: a resumed run is done
                 self.stopped = self.budget_spent = True
             self._print_epoch(epoch, figures, describe, items / seconds)
             if reason:
                 self.stopped = True
-                print(f"{self.tag}stopping early: {reason}", flush=True)
+                self._say(f"{self.tag}stopping early: {reason}")
             epoch += 1
             save_state(self.checkpoint_dir, epoch, self.tensors, self.optimizer, step=self.step,
                        step_seconds=self.step_seconds, items=self.items, stopped=self.stopped,
-                       scaler=self.scaler.state_dict(), **self.extra)
+                       scaler=self.scaler.state_dict(), step_losses=self.step_losses, **self.extra)
         if self.log.first_epoch is None:
-            print(f"{self.tag}the checkpoint in {self.checkpoint_dir} holds the whole run; nothing left to train",
-                  flush=True)
+            self._say(f"{self.tag}the checkpoint in {self.checkpoint_dir} holds the whole run; nothing left to train")
         if not self.log.epochs:
             raise DlxError(f"budget_minutes={self.budget / 60:g} ended training before its first step; raise it")
+
+    @staticmethod
+    def _say(text: str) -> None:
+        print(text, flush=True)
+        progress.note(text)
 
     def _step(self, batch: Batch, loss: Callable[..., Any], before_step: Callable[[float | None], None] | None) -> Any:
         """One update: the loss under autocast, its (scaled) gradients, clipping, the optimiser's step."""

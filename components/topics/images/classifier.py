@@ -1,6 +1,9 @@
 """What the Keras digit classifiers (mnist-mlp, mnist-cnn) share: scaling, training, evaluation.
 
-The topics differ only in their network; each passes its ``build`` to ``train`` here.
+The topics differ only in their network; each passes its ``build`` to ``train`` here. While the
+network is in memory, training also writes its class probabilities for the test split with that
+split's fingerprint (``predictions.npz``): evaluation reads them instead of loading Keras a second
+time, and predicts itself only for another split (a champion re-scored on new data).
 """
 from __future__ import annotations
 
@@ -12,10 +15,12 @@ import numpy as np
 
 from components import evaluate as shared
 from components.data import load_dataset
+from components.data.artifact import fingerprint_test_split
 from components.files import read_json
 from components.topics.keras_fit import KerasParams, fit_and_save, import_keras
 
 DATASETS = ("digits", "mnist")
+PREDICTIONS = "predictions.npz"
 BN_MOMENTUM = 0.9
 """Batch-norm statistics settle within ~50 steps (Keras's 0.99 needs ~500, more than small sets give)."""
 
@@ -38,18 +43,37 @@ def train(build: BuildModel, dataset_dir: Path, model_dir: Path, params: KerasPa
     x_train, x_val = _inputs(arrays["x_train"], meta), _inputs(arrays["x_val"], meta)
     n_classes = len(meta["schema"]["y"]["classes"])
     model = build(keras, x_train.shape[1:], n_classes, params)
+
+    def write_predictions(fitted: Any, directory: Path) -> None:
+        np.savez_compressed(directory / PREDICTIONS, probabilities=_predict(fitted, arrays["x_test"], meta),
+                            fingerprint=np.array(fingerprint_test_split(dataset_dir)))
+
     return fit_and_save(keras, model, (x_train, arrays["y_train"]), (x_val, arrays["y_val"]), params, seed, meta,
-                        model_dir, checkpoint_dir, loss="sparse_categorical_crossentropy", metric="accuracy")
+                        model_dir, checkpoint_dir, loss="sparse_categorical_crossentropy", metric="accuracy",
+                        also_write=write_predictions)
+
+
+def _predict(model: Any, x: np.ndarray, meta: dict) -> np.ndarray:
+    return np.asarray(model.predict(_inputs(x, meta), batch_size=1024, verbose=0))
+
+
+def test_probabilities(dataset_dir: Path, model_dir: Path, arrays: dict, meta: dict) -> np.ndarray:
+    """The model's class probabilities for the artifact's test split: saved by training when they are
+    for this very split, else predicted now."""
+    saved = model_dir / PREDICTIONS
+    if saved.is_file():
+        with np.load(saved, allow_pickle=False) as found:
+            if str(found["fingerprint"]) == fingerprint_test_split(dataset_dir):
+                return found["probabilities"]
+    keras = import_keras(read_json(model_dir / "params.json")["backend"])
+    return _predict(keras.saving.load_model(model_dir / "model.keras"), arrays["x_test"], meta)
 
 
 def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
     """Test-split metrics, the random-forest baseline on the same split, and the plots."""
-    params = read_json(model_dir / "params.json")
     seed = read_json(model_dir / "train.json")["seed"]
-    keras = import_keras(params["backend"])
     arrays, meta = load_dataset(dataset_dir)
-    model = keras.saving.load_model(model_dir / "model.keras")
-    probabilities = np.asarray(model.predict(_inputs(arrays["x_test"], meta), batch_size=1024, verbose=0))
+    probabilities = test_probabilities(dataset_dir, model_dir, arrays, meta)
     classes = meta["schema"]["y"]["classes"]
     result = shared.classification_report(arrays["y_test"], probabilities, classes)
     result["baseline"] = {"random_forest": shared.random_forest_baseline(arrays, seed)}

@@ -154,4 +154,5 @@ TOPIC = Topic(
     name="pytorch-gd", description="gradient descent by hand on autograd, vs torch.optim",
     framework="pytorch", datasets=("regression",), params=Params, train=train, evaluate=evaluate,
     main_metric="rmse", higher_is_better=False,
+    references={"least_squares": "the exact optimum"},
 )

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from components import evaluate
+from components import evaluate, progress
 from components.data import load_ratings
 from components.files import read_json
 
@@ -94,6 +94,7 @@ def embedding_check(train: "pd.DataFrame", learned: Learned, seed: int) -> dict[
         return None
     from sklearn.ensemble import RandomForestRegressor
 
+    progress.phase("random forests on the embeddings and on the ids")
     rows = np.random.default_rng(seed).permutation(len(train))[:RF_ROWS]
     users, items = train["user"].to_numpy()[rows], train["item"].to_numpy()[rows]
     target = train["rating"].to_numpy()[rows]
@@ -130,28 +131,35 @@ def bias_lists(item_bias: np.ndarray, train: "pd.DataFrame", labels: list[str]) 
 
 
 def embedding_map(item_factors: np.ndarray, items: "pd.DataFrame", labels: list[str],
-                  item_bias: np.ndarray | None, path: Path) -> str:
+                  item_bias: np.ndarray | None, counts: np.ndarray, path: Path) -> str:
     """Standalone Bokeh HTML (resources inlined, so it opens offline) of the item factors on their
-    first two principal components; hover shows title and genres. Returns the file name."""
+    first two principal components, coloured by the learned item bias (else by how often the item
+    was rated); hover shows title, genres, bias and rating count. Returns the file name."""
     from bokeh.embed import file_html
-    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.models import ColorBar, ColumnDataSource, HoverTool
+    from bokeh.palettes import Viridis256
     from bokeh.plotting import figure
     from bokeh.resources import INLINE
+    from bokeh.transform import linear_cmap
     from sklearn.decomposition import PCA
 
     components = min(2, *item_factors.shape)
     xy = np.zeros((len(item_factors), 2))
     xy[:, :components] = PCA(components).fit_transform(item_factors)
     genres = items.sort_values("index")["genres"].astype(object)
-    data = {"x": xy[:, 0], "y": xy[:, 1], "item": labels,
+    data = {"x": xy[:, 0], "y": xy[:, 1], "item": labels, "ratings": counts[:len(labels)],
             "genres": [g if isinstance(g, str) else "" for g in genres]}
-    tooltips = [("item", "@item"), ("genres", "@genres")]
+    tooltips = [("item", "@item"), ("genres", "@genres"), ("training ratings", "@ratings")]
     if item_bias is not None:
         data["bias"] = np.round(item_bias, 3)
         tooltips.append(("bias", "@bias"))
-    plot = figure(title="item embeddings, PCA to 2-D (hover for titles)", width=800, height=600,
-                  tools="pan,wheel_zoom,box_zoom,reset,save", x_axis_label="PC 1", y_axis_label="PC 2")
-    plot.scatter("x", "y", source=ColumnDataSource(data), size=6, alpha=0.6)
+    colour, what = ("bias", "learned item bias") if item_bias is not None else ("ratings", "training ratings")
+    low, high = np.percentile(data[colour], [2, 98]) if len(labels) else (0, 1)
+    mapper = linear_cmap(colour, Viridis256, float(low), float(high) if high > low else float(low) + 1)
+    plot = figure(title=f"item embeddings, PCA to 2-D, coloured by {what} (hover for titles)", width=820,
+                  height=600, tools="pan,wheel_zoom,box_zoom,reset,save", x_axis_label="PC 1", y_axis_label="PC 2")
+    plot.scatter("x", "y", source=ColumnDataSource(data), size=6, alpha=0.7, color=mapper)
+    plot.add_layout(ColorBar(color_mapper=mapper["transform"], title=what), "right")
     plot.add_tools(HoverTool(tooltips=tooltips))
     path.write_text(file_html(plot, INLINE, "item embeddings"), encoding="utf-8")
     return path.name
@@ -174,9 +182,15 @@ def evaluate_ratings(dataset_dir: Path, model_dir: Path, out_dir: Path, learned:
     labels = item_labels(tables["items"])
     if learned.item_bias is not None:
         result["item_bias_top"], result["item_bias_bottom"] = bias_lists(learned.item_bias, train, labels)
-    history = model_dir / "history.json"
-    result["plots"] = [evaluate.plot_learning_curves(read_json(history), out_dir / "learning_curves.png")] \
+    history, summary_path = model_dir / "history.json", model_dir / "train.json"
+    summary = read_json(summary_path) if summary_path.is_file() else {}
+    marks = {}
+    if summary.get("best_epoch"):
+        refit = f"; refit on train + val for {summary['best_epoch']} epochs" if summary.get("refit_ratings") else ""
+        marks[f"kept: epoch {summary['best_epoch']}{refit}"] = summary["best_epoch"]
+    result["plots"] = [evaluate.plot_learning_curves(read_json(history), out_dir / "learning_curves.png", marks)] \
         if history.is_file() else []
+    counts = np.bincount(train["item"].to_numpy(), minlength=len(labels))
     result["interactive"] = [] if learned.item_factors is None else [
-        embedding_map(learned.item_factors, tables["items"], labels, learned.item_bias, out_dir / MAP_FILE)]
+        embedding_map(learned.item_factors, tables["items"], labels, learned.item_bias, counts, out_dir / MAP_FILE)]
     return result

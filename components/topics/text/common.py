@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from components import evaluate
+from components import evaluate, progress
 from components.errors import DlxError
+from components.protocol import scored_on
 from components.files import atomic_dir, read_json, write_json
 from components.params import help_field, to_dict
 from components.topics.text.tokenizer import Tokenizer, WordIndex
@@ -100,6 +101,7 @@ def cross_validate(corpus: Corpus, fit_predict: FitPredict | Callable[..., np.nd
     accuracies, started = [], time.perf_counter()
     for f, (train, test) in enumerate(corpus.splits):
         tick = time.perf_counter()
+        progress.phase(f"{name}: fold {f + 1}/{len(corpus.splits)}")
         args = ([corpus.texts[i] for i in train], corpus.y[train], [corpus.texts[i] for i in test])
         oof[test] = fit_predict(*args, f) if with_fold else fit_predict(*args)
         accuracies.append(float((oof[test].argmax(axis=1) == corpus.y[test]).mean()))
@@ -166,6 +168,7 @@ def baselines(corpus: Corpus, seed: int) -> dict[str, dict]:
         return full_proba(model, texts, n)
 
     found = {}
+    progress.phase("cross-validating the baselines (majority class, TF-IDF + logistic regression)")
     for name, fit_predict in (("majority_class", majority), ("tfidf_logreg", tfidf)):
         result = cross_validate(corpus, fit_predict, f"baseline {name}")["accuracy"]
         found[name] = {"accuracy": result["accuracy"], "accuracy_std": result["accuracy_std"]}
@@ -198,7 +201,8 @@ def evaluate_text(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
                        for f, ((_, test), a) in enumerate(zip(corpus.splits, figures["folds"]))]
     report["protocol"] = corpus.meta["protocol"]
     report["baseline"] = baselines(corpus, seed)
-    report["plots"] = [evaluate.plot_confusion_matrix(report["confusion_matrix"], out_dir / "confusion_matrix.png")]
+    report["plots"] = [evaluate.plot_confusion_matrix(report["confusion_matrix"], out_dir / "confusion_matrix.png",
+                                                      scored_on(report["protocol"]))]
     return report
 
 

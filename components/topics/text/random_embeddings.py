@@ -113,4 +113,5 @@ TOPIC = Topic(
     description="fixed random word vectors pooled + logreg",
     framework="scikit-learn", datasets=DATASETS, params=Params, train=train, evaluate=evaluate,
     main_metric="accuracy",
+    references={"tfidf_logreg": "the sparse vectors random ones approximate"},
 )

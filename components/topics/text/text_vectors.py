@@ -167,4 +167,5 @@ TOPIC = Topic(
     description="word index, bag-of-words/TF-IDF/hashing + logreg",
     framework="scikit-learn", datasets=DATASETS, params=Params, train=train, evaluate=evaluate,
     main_metric="accuracy",
+    references={"tfidf_logreg": "the same method in scikit-learn"},
 )

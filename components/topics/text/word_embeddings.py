@@ -82,7 +82,7 @@ def build(keras: Any, words: int, n_classes: int, params: Params) -> Any:
 
 
 def _fit(keras: Any, corpus: Corpus, tokens: list[list[str]], train: np.ndarray, val: np.ndarray, params: Params,
-         seed: int, work: Path, checkpoint: bool) -> tuple[Any, WordIndex, np.ndarray]:
+         seed: int, work: Path, checkpoint: bool, label: str) -> tuple[Any, WordIndex, np.ndarray]:
     """A network on the rows ``train`` (validated on ``val``) with its own word index; a model
     already finished in ``work`` is loaded instead. Returns (model, index, all rows' sequences)."""
     index = WordIndex.fit([tokens[i] for i in train], params.min_count, params.max_words)
@@ -94,7 +94,7 @@ def _fit(keras: Any, corpus: Corpus, tokens: list[list[str]], train: np.ndarray,
     model = build(keras, len(index), len(corpus.labels), params)
     fit_and_save(keras, model, (x[train], corpus.y[train]), (x[val], corpus.y[val]), params, seed, corpus.meta,
                  work / "model", work / "checkpoint" if checkpoint else None,
-                 loss="sparse_categorical_crossentropy", metric="accuracy")
+                 loss="sparse_categorical_crossentropy", metric="accuracy", label=label)
     return model, index, x
 
 
@@ -125,7 +125,7 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
             train_rows, test_rows = corpus.splits[fold]
             print(f"fold {fold + 1}/{len(corpus.splits)}", flush=True)
             model, _, x = _fit(keras, corpus, tokens, train_rows, test_rows, params, seed + fold,
-                               work / f"fold-{fold}", checkpoint_dir is not None)
+                               work / f"fold-{fold}", checkpoint_dir is not None, f"fold {fold + 1}/{len(corpus.splits)}")
             histories.append(read_json(work / f"fold-{fold}" / "model" / "history.json"))
             return probabilities(keras, model, x[test_rows])
 
@@ -133,7 +133,7 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
         everything = np.arange(len(corpus.y))
         print(f"final model on all {len(everything)} texts", flush=True)
         model, index, _ = _fit(keras, corpus, tokens, everything, everything, params, seed + len(corpus.splits),
-                               work / "final", checkpoint_dir is not None)
+                               work / "final", checkpoint_dir is not None, "final model")
 
         def write(tmp: Path) -> None:
             shutil.copyfile(work / "final" / "model" / "model.keras", tmp / "model.keras")
@@ -236,5 +236,6 @@ TOPIC = Topic(
     description="Keras Embedding learned for the classes, pooled",
     framework="keras", datasets=DATASETS, params=Params, train=train, evaluate=evaluate,
     main_metric="accuracy",
+    references={"tfidf_logreg": "a strong sparse classic"},
     presets={"text-sample": {"epochs": "12", "batch_size": "16", "embedding_dim": "16", "learning_rate": "1e-2"}},
 )

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from components import progress
 from components.epoch_log import run_identity
 from components.params import help_field
 from components.registry import Topic
@@ -231,6 +232,7 @@ def _refit(meta: dict, splits: dict[str, Split], params: Params, epochs: int, se
     known = (val.users >= 0) & (val.items >= 0)
     merged = Split(*(torch.cat([getattr(train, f), getattr(val, f)[known]]) for f in ("users", "items", "ratings")))
     print(f"refitting on {len(merged)} training and validation ratings for {epochs} epochs", flush=True)
+    progress.note(f"refitting on {len(merged)} training and validation ratings for {epochs} epochs")
     fixed = dataclasses.replace(params, epochs=epochs)
     tensors, feedback = initial_tensors(meta, merged, fixed, seed, device)
     loop, fit = _loop(tensors, merged, fixed, seed, device, None, {}, feedback, tag="refit ")

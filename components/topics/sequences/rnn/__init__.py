@@ -117,6 +117,7 @@ TOPIC = Topic(
     name="rnn", description="recurrent cell by hand or LSTM/GRU; series, text",
     framework="pytorch", datasets=("sine", *TEXT_DATASETS), params=Params, train=train, evaluate=evaluate,
     main_metric="mse", higher_is_better=False,
+    references={"tfidf_logreg": "a strong sparse classic"},
     dataset_metrics={name: ("accuracy", True) for name in TEXT_DATASETS},
     presets={"sentiment-sentences": {"epochs": "8"}},
 )

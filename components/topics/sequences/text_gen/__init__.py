@@ -147,7 +147,7 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
     summary = loop.summary(seed=seed, train_chars_per_second=round(loop.items / loop.step_seconds, 1),
                            characters_seen=loop.items, steps=loop.step, budget_spent=loop.stopped,
                            val_nats_per_char=round(loop.log.history["val_loss"][-1], 4), vocabulary=vocabulary,
-                           samples=loop.extra["samples"])
+                           samples=loop.extra["samples"], step_losses=loop.step_losses)
     write_model_dir(model_dir, model.state_dict(), params, loop.log.history, summary)
     return summary
 
@@ -175,15 +175,18 @@ def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
     nats = char_lm.validation_loss(model, val, params.batch_size, params.seq_len, None)
     train_ids = np.array(char_lm.encode(train_text, vocabulary, "training text"))
     val_ids = val.numpy()
-    seed = read_json(model_dir / "train.json")["seed"]
-    history = read_json(model_dir / "history.json")
+    summary = read_json(model_dir / "train.json")
+    seed, history = summary["seed"], read_json(model_dir / "history.json")
+    records = summary.get("step_losses", [])
+    steps = {"step": [step for step, _ in records], "loss": [loss for _, loss in records]}
     return {
+        "protocol": {"kind": "validation"},
         "test": scores(nats),
         "baseline": {"bigram": scores(bigram_nats(train_ids, val_ids, len(vocabulary))),
                      "unigram": scores(unigram_nats(train_ids, val_ids, len(vocabulary))),
                      "uniform": scores(math.log(len(vocabulary)))},
         "samples": char_lm.samples(model, vocabulary, params.temperatures, max(params.sample_length, 300), seed),
-        "plots": [plot_learning_curves(history, out_dir / "learning_curves.png")],
+        "plots": [plot_learning_curves(history, out_dir / "learning_curves.png", steps=steps)],
     }
 
 
