@@ -12,8 +12,8 @@ from typing import Any
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
-DEFAULT_IMAGE = "ghcr.io/dlx-project/dlx:0.1.0"
-"""The project's published image (built from containers/); override with --image."""
+from components.image import DEFAULT_IMAGE
+
 
 
 def prepare(dataset_name: str, data_dir: str, seed: int, dataset: Output[Dataset], dataset_options: str = "{}"):

@@ -5,10 +5,13 @@ import argparse
 import importlib.util
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from components.errors import DlxError
 from components.files import read_json
-from components.job import Job
+
+if TYPE_CHECKING:
+    from components.job import Job
 
 
 TRAIN_EXTRA_MODULES = ("torch", "tensorflow", "keras", "matplotlib", "bokeh")
@@ -43,6 +46,8 @@ def add_champion_arguments(parser: argparse.ArgumentParser, where: str) -> None:
 def resolve_job(args: argparse.Namespace, *, local_data: bool = True) -> Job:
     """The job the flags describe, checked before any work starts. ``local_data``: the data dir is
     read on this machine, so a local path must exist."""
+    from components.job import Job
+
     job = Job.create(args.topic, args.dataset, options=args.dataset_option, params=args.param, seed=args.seed,
                      data_dir=args.data_dir or "")
     if local_data and args.data_dir and "://" not in args.data_dir and not Path(args.data_dir).is_dir():

@@ -56,7 +56,7 @@ def cmd_compile(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from components.ops import DEFAULT_IMAGE
+    from components.image import DEFAULT_IMAGE
 
     parser = argparse.ArgumentParser(prog="dlx", description="Deep-learning exercises as repeatable batch jobs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -53,7 +53,7 @@ def _connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    from components.ops import DEFAULT_IMAGE
+    from components.image import DEFAULT_IMAGE
 
     add_job_arguments(parser, "s3://bucket/prefix holding the data set's files (the cluster reads it)")
     add_champion_arguments(parser, "s3:// URI")

@@ -10,7 +10,7 @@ import argparse
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from components.errors import DlxError
 from components.registry import get_topic
@@ -18,7 +18,9 @@ from dlx.arguments import add_job_arguments, add_runs_dir, resolve_job, runs_roo
 from infra import aws
 from infra import sagemaker as jobs
 from infra.config import load_settings, require
-from infra.staging import Staging
+
+if TYPE_CHECKING:
+    from infra.staging import Staging
 
 
 def _session(args: argparse.Namespace) -> Any:

@@ -75,12 +75,15 @@ class LiveConsole(PlainConsole):
     def __init__(self, stream: TextIO | None = None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.table import Column
 
         super().__init__(stream)
         self.console = Console(file=self.stream)
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.fields[step]:<9}"), BarColumn(bar_width=24),
-                                 TextColumn("{task.description}"), TimeElapsedColumn(), console=self.console,
-                                 transient=True)
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.fields[step]}", table_column=Column(min_width=9, no_wrap=True)),
+            BarColumn(bar_width=20), TimeElapsedColumn(),
+            TextColumn("{task.description}", table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")),
+            console=self.console, transient=True, expand=True)
         self.task: Any = None
 
     def __enter__(self) -> LiveConsole:

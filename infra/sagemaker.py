@@ -22,14 +22,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from components.data.storage import split_uri
 from components.errors import DlxError
 from components.files import atomic_dir
-from components.job import Job
 from infra.aws import aws_errors
-from infra.staging import Staging, check_bucket, stage
+
+if TYPE_CHECKING:
+    from components.job import Job
+    from infra.staging import Staging
 
 DEFAULT_INSTANCE_TYPE = "ml.g5.xlarge"
 DATA_CHANNEL = "data"
@@ -114,6 +115,8 @@ def launch(spec: JobSpec, session: Any, *, dry_run: bool = False) -> Launch:
 
     A dry run makes read-only calls only (bucket location, HEAD of the staged objects).
     """
+    from infra.staging import check_bucket, stage
+
     check(spec)
     s3 = session.client("s3")
     check_bucket(s3, spec.bucket, session.region_name)
@@ -198,6 +201,8 @@ def wait(session: Any, name: str, on_transition: Callable[[dict], None]) -> dict
 
 def fetch_model(session: Any, job: dict, run_dir: Path) -> Path:
     """Download the job's model.tar.gz and unpack it into ``run_dir`` (which must not exist yet)."""
+    from components.data.storage import split_uri
+
     uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     if not uri:
         raise DlxError(f"training job {job['TrainingJobName']} has no model artifacts "

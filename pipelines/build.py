@@ -21,7 +21,8 @@ from typing import Any
 
 from kfp import dsl
 
-from components.ops import DEFAULT_IMAGE, make_ops
+from components.image import DEFAULT_IMAGE
+from components.ops import make_ops
 from components.registry import Topic
 
 GPU = "nvidia.com/gpu"

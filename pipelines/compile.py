@@ -5,7 +5,7 @@ from pathlib import Path
 
 from kfp import compiler
 
-from components.ops import DEFAULT_IMAGE
+from components.image import DEFAULT_IMAGE
 from components.registry import Topic
 from pipelines.build import build_pipeline
 

@@ -98,16 +98,16 @@ def list_runs(root: Path, topic: str | None = None) -> list[Run]:
 
 
 def resolve_run(root: Path, name: str) -> Path:
-    """The run directory ``name`` names: a path, a run id under ``root``, or a unique prefix of one."""
+    """The run directory ``name`` names: a path, a run id under ``root``, or a unique prefix of a complete run's id."""
     given = Path(name)
     if given.is_dir():
         return given
     if given.name != name or name.startswith("."):
         raise DlxError(f"{name}: no such run directory; pass one that `dlx run` created (see `dlx runs`)")
-    ids = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith(".")) \
-        if root.is_dir() else []
-    if name in ids:
+    if (root / name).is_dir():
         return root / name
+    ids = sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and not entry.name.startswith(".")
+                 and (root / entry.name / "metrics.json").is_file()) if root.is_dir() else []
     matches = [run_id for run_id in ids if run_id.startswith(name)]
     if len(matches) == 1:
         return root / matches[0]
