@@ -1,12 +1,12 @@
 """The per-epoch history of a checkpointed training run, so that a resumed run reports all epochs.
 
-Shared by every trainer that checkpoints (Keras topics through BackupAndRestore, PyTorch topics
-through their own state files): the log is written before the checkpoint each epoch, so it never
-lags it.
+Shared by every trainer that checkpoints (the Keras fit helper and the PyTorch loop, each with its
+own state files): the log is written before the checkpoint each epoch, so it never lags it.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from components import progress
@@ -15,6 +15,11 @@ from components.params import to_dict
 
 _RUN_DATA = ("dataset", "inputs", "splits", "seed", "protocol")
 """The data set's meta.json entries that identify the data a run trains on."""
+
+
+def plain_words(figures: Mapping[str, float]) -> str:
+    """An epoch's figures as they are named: ``loss 0.1234  val_loss 0.2345``."""
+    return "  ".join(f"{name} {value:.4f}" for name, value in figures.items())
 
 
 def run_identity(params: object, seed: int, meta: dict) -> dict:
@@ -28,7 +33,7 @@ class EpochLog:
 
     A checkpoint restores weights, optimizer state and the epoch counter but not the history, so
     without this a resumed run would report only its own epochs. This log is written before the
-    backup each epoch (so it never lags it) and cut back to the restored epoch when fitting
+    checkpoint each epoch (so it never lags it) and cut back to the restored epoch when fitting
     resumes; ``run`` identifies the run, and a log from another run is ignored.
     """
 

@@ -45,7 +45,7 @@ def test_run_writes_a_complete_run_directory_and_lists_it(tmp_path, capsys):
         assert shown in out, shown
     assert "Got executor_input" not in out and "Executing task" not in out
     log = (run_dir / "pipeline.log").read_text()
-    assert "Got executor_input" in log and "Executing task 'train'" in log and "Epoch 3/3" in log
+    assert "Got executor_input" in log and "Executing task 'train'" in log and "epoch 3/3: accuracy" in log
 
     assert main(["runs", "--runs-dir", str(runs)]) == 0
     table = capsys.readouterr().out

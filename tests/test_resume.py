@@ -68,6 +68,13 @@ def test_interrupted_run_resumes_after_the_last_saved_epoch(digits, tmp_path, ep
     metrics = steps.evaluate("mnist-mlp", digits, tmp_path / "model", tmp_path / "eval")
     assert metrics["test"]["accuracy"] > 0.8
 
+    # It ends where the uninterrupted run ends: the same order of examples and the same dropout
+    # masks each epoch, so the same figures to the last digit.
+    steps.train("mnist-mlp", EPOCHS, 0, digits, tmp_path / "whole")
+    assert read_json(tmp_path / "whole" / "history.json") == history
+    whole = steps.evaluate("mnist-mlp", digits, tmp_path / "whole", tmp_path / "whole-eval")
+    assert whole["test"] == metrics["test"]
+
 
 def test_rerun_of_a_finished_run_trains_nothing(digits, tmp_path, epochs_run):
     checkpoints = tmp_path / "checkpoints"

@@ -1,13 +1,12 @@
 """The one Keras fit helper of the Keras topics (mnist-*, catvar-*, word-embeddings).
 
-Compile, fit with a per-epoch checkpoint from which a rerun continues, save the model dir. Keras
-is imported inside the functions because it fixes its backend (TensorFlow or PyTorch) at first
+Compile, fit with a per-epoch checkpoint from which a rerun continues exactly, save the model dir.
+Keras is imported inside the functions because it fixes its backend (TensorFlow or PyTorch) at first
 import, from KERAS_BACKEND.
 """
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -18,12 +17,14 @@ from typing import Any, Literal
 import numpy as np
 
 from components import progress
-from components.epoch_log import EpochLog, run_identity
+from components.epoch_log import EpochLog, plain_words, run_identity
 from components.errors import DlxError
 from components.files import atomic_dir, write_json
 from components.params import help_field, to_dict
 
 BACKENDS = ("tensorflow", "torch")
+EPOCH_DRAWS = 1_000_000
+"""How far apart the epochs' random streams start: more draws than any epoch makes."""
 
 
 @dataclass(frozen=True)
@@ -84,14 +85,74 @@ def _optimizer(keras: Any, params: KerasParams, total_steps: int) -> Any:
     return keras.optimizers.Adam(rate)
 
 
-def _backup(keras: Any, directory: Path, stale: bool) -> Any:
-    """Keras's backup of weights, optimizer state and epoch, kept after the run ends.
+def _epoch_batches(keras: Any, x: Any, y: np.ndarray, batch_size: int, seed: int) -> Any:
+    """The training examples as a keras PyDataset whose order each epoch is drawn from (seed, epoch):
+    ``set_epoch`` (called as the epoch begins, before fit reads a batch of it) picks the order."""
 
-    ``stale``: the epoch log is from another run (or absent), so the backup beside it is too.
-    """
-    if stale:
-        shutil.rmtree(directory, ignore_errors=True)
-    return keras.callbacks.BackupAndRestore(str(directory), double_checkpoint=True, delete_checkpoint=False)
+    class EpochBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.order = np.arange(len(y))
+
+        def __len__(self) -> int:
+            return -(-len(y) // batch_size)
+
+        def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
+            rows = self.order[index * batch_size:(index + 1) * batch_size]
+            inputs = {name: values[rows] for name, values in x.items()} if isinstance(x, dict) else x[rows]
+            return inputs, y[rows]
+
+        def set_epoch(self, epoch: int) -> None:
+            self.order = np.random.default_rng([seed, epoch]).permutation(len(y))
+
+    return EpochBatches()
+
+
+def _seed_epoch(keras: Any, model: Any, seed: int, epoch: int) -> None:
+    """Start every random stream training draws from at a point fixed by (seed, epoch).
+
+    On TensorFlow, dropout draws from its layer's SeedGenerator, whose state is (its seed, a counter
+    each draw advances): the seed comes from the run's seed at build time, the counter is set here.
+    On PyTorch, unseeded dropout draws from torch's global generator, which the global seeds reset.
+    So epoch k draws the same numbers whether the run started at epoch 0 or resumed at k."""
+    keras.utils.set_random_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    for variable in model.variables:
+        if variable.path.endswith("seed_generator_state"):
+            first = int(np.asarray(variable.numpy())[0])
+            variable.assign(np.array([first, epoch * EPOCH_DRAWS], dtype=variable.dtype))
+
+
+class _Checkpoint:
+    """Weights and optimizer state after each finished epoch, in a file named for the epoch count
+    (written whole, then renamed), so what is on disk always says which epoch it holds."""
+
+    def __init__(self, directory: Path | None, log: EpochLog) -> None:
+        self.directory, self.log = directory, log
+
+    def _saved(self) -> dict[int, Path]:
+        if self.directory is None:
+            return {}
+        return {int(path.name.split(".")[0].removeprefix("epoch-")): path
+                for path in self.directory.glob("epoch-*.weights.h5")}
+
+    def restore(self, model: Any) -> int:
+        """Load the newest state the epoch log covers; the number of epochs it holds (0: start afresh)."""
+        usable = [epochs for epochs in self._saved() if 0 < epochs <= self.log.epochs]
+        if not usable:
+            return 0
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(self._saved()[max(usable)])
+        return max(usable)
+
+    def save(self, model: Any, epochs: int) -> None:
+        if self.directory is None:
+            return
+        partial = self.directory / f"partial-{epochs}.weights.h5"
+        model.save_weights(partial)
+        partial.replace(self.directory / f"epoch-{epochs}.weights.h5")
+        for done, path in self._saved().items():
+            if done != epochs:
+                path.unlink(missing_ok=True)
 
 
 def fit_and_save(
@@ -104,10 +165,13 @@ def fit_and_save(
     Inputs are whatever the model takes (an array, or a dict of arrays for several inputs);
     ``metric`` is a Keras metric or its name, and the summary reports its last validation value.
 
-    With ``checkpoint_dir`` the weights, optimizer state and epoch log are saved there after
-    every epoch, and a rerun of the same run (same parameters, seed and data) continues after
-    the last saved epoch; a finished run's checkpoint is kept, so rerunning it trains nothing.
-    ``also_write(model, directory)`` adds files to the model dir before it appears.
+    Each epoch visits the training examples in an order drawn from (seed, epoch), with dropout's
+    streams set from the epoch too, so no random number depends on how many epochs
+    this process ran. With ``checkpoint_dir`` the weights, optimizer state and epoch log are saved
+    there after every epoch, and a rerun of the same run (same parameters, seed and data) continues
+    after the last saved epoch and ends where the uninterrupted run ends; a finished run's checkpoint
+    is kept, so rerunning it trains nothing. ``also_write(model, directory)`` adds files to the model
+    dir before it appears.
     """
     (x_train, y_train), (x_val, y_val) = train, val
     metric_name = metric if isinstance(metric, str) else metric.name
@@ -122,18 +186,28 @@ def fit_and_save(
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
     log = EpochLog(checkpoint_dir / "epochs.json" if checkpoint_dir else None, run_identity(params, seed, meta),
                    total=params.epochs, label=label, items_per_epoch=len(y_train))
-    # The log comes first so that each epoch's entry is on disk before the backup that it covers.
-    callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=log.on_epoch_begin, on_epoch_end=log.on_epoch_end)]
-    if checkpoint_dir is not None:
-        callbacks.append(_backup(keras, checkpoint_dir / "keras", stale=log.epochs == 0))
-    model.fit(
-        x_train, y_train,
-        validation_data=(x_val, y_val),
-        epochs=params.epochs,
-        batch_size=params.batch_size,
-        verbose=2,
-        callbacks=callbacks,
-    )
+    checkpoint = _Checkpoint(checkpoint_dir, log)
+    tag = f"{label}: " if label else ""
+
+    def epoch_end(epoch: int, logs: dict) -> None:
+        before = log.elapsed[-1] if log.elapsed else log.seconds_before()
+        log.on_epoch_end(epoch, logs)  # the log first, so that it covers the state saved after it
+        checkpoint.save(model, epoch + 1)
+        speed = len(y_train) / max(log.elapsed[-1] - before, 1e-9)
+        print(f"{tag}epoch {epoch + 1}/{params.epochs}: {plain_words(logs)}  {speed:,.0f} examples/s", flush=True)
+
+    batches = _epoch_batches(keras, x_train, y_train, params.batch_size, seed)
+
+    def epoch_begin(epoch: int, logs: dict) -> None:
+        batches.set_epoch(epoch)
+        _seed_epoch(keras, model, seed, epoch)  # here, once fit has built what its first call builds
+        log.on_epoch_begin(epoch, logs)
+
+    callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=epoch_begin, on_epoch_end=epoch_end)]
+    start = checkpoint.restore(model)
+    if start < params.epochs:
+        model.fit(batches, validation_data=(x_val, y_val), initial_epoch=start, epochs=params.epochs, verbose=0,
+                  callbacks=callbacks)
     if log.first_epoch is None:
         text = f"{label + ': ' if label else ''}the checkpoint in {checkpoint_dir} holds all {params.epochs} epochs; " \
                "nothing left to train"

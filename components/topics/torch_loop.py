@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from components import progress
-from components.epoch_log import EpochLog
+from components.epoch_log import EpochLog, plain_words
 from components.errors import DlxError
 from components.files import atomic_dir, write_json
 from components.params import help_field, to_dict
@@ -162,11 +162,6 @@ def set_learning_rate(optimizer: Any, rate: float) -> None:
         return
     for group in groups:
         group["lr"] = rate
-
-
-def plain_words(figures: Mapping[str, float]) -> str:
-    """An epoch's figures as they are named: ``loss 0.1234  val_loss 0.2345``."""
-    return "  ".join(f"{name} {value:.4f}" for name, value in figures.items())
 
 
 def train_val_words(figures: Mapping[str, float]) -> str:
