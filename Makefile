@@ -5,9 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 IMAGE ?= ghcr.io/dlx-project/dlx:0.1.0
-DOCKER ?= docker
+DOCKER ?=
+ENGINE_FLAG = $(if $(DOCKER),--engine $(DOCKER))
+BUILD_FLAGS = $(if $(BASE),--base $(BASE)) $(if $(HOST_PIP),--host-pip)
 
-.PHONY: install run test compile benchmark image image-gpu clean
+.PHONY: install run test compile benchmark image image-gpu base-image image-test gpu-check clean
 
 install: $(STAMP)
 
@@ -28,17 +30,28 @@ compile: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python -m benchmarks.mnist --data-dir ../shared/data/mnist
 
-# The container images (containers/README.md): $(IMAGE) on CPU, $(IMAGE)-gpu with CUDA.
+# The container image (containers/README.md): $(IMAGE) on CPU, $(IMAGE)-gpu with CUDA, built with
+# Docker or Podman (DOCKER=podman to choose). BASE= another base image; HOST_PIP=1 hands this host's
+# pip settings (its CA, local wheel folders) to the build; base-image builds a Debian base from
+# Debian's packages where no registry is reachable (make image then uses it).
 image:
-	$(call docker_build,containers/Dockerfile,$(IMAGE))
+	$(PYTHON) containers/build.py $(ENGINE_FLAG) image --tag $(IMAGE) $(BUILD_FLAGS)
 
 image-gpu:
-	$(call docker_build,containers/Dockerfile.gpu,$(IMAGE)-gpu)
+	$(PYTHON) containers/build.py $(ENGINE_FLAG) image --tag $(IMAGE)-gpu --variant gpu $(BUILD_FLAGS)
 
-define docker_build
-@command -v $(DOCKER) >/dev/null 2>&1 || { echo "make: $(DOCKER) not found; building the image needs Docker, or set DOCKER=podman" >&2; exit 1; }
-$(DOCKER) build -f $(1) -t $(2) .
-endef
+base-image:
+	$(PYTHON) containers/build.py $(ENGINE_FLAG) base
+
+# Builds the base and the image here, runs a topic in it through kfp.local's DockerRunner and
+# SageMaker's local mode (with an interruption), next to the subprocess runner (not part of make test).
+image-test: $(STAMP)
+	$(BIN)/python -m benchmarks.image --image $(IMAGE) $(if $(DOCKER),--engine $(DOCKER)) $(if $(HOST_PIP),--host-pip)
+
+# One epoch of a Keras topic and of each PyTorch topic on the GPU with mixed precision, resume on
+# the GPU, throughput against the CPU; says so in one line where there is no GPU.
+gpu-check: $(STAMP)
+	$(BIN)/python -m benchmarks.gpu_check
 
 clean:
 	rm -rf $(VENV) runs compiled .pytest_cache

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from components import progress
+from components.data.artifact import fingerprint_test_split
 from components.files import read_json, write_json
 from components.params import differences
 from components.protocol import metric_label
@@ -212,6 +213,7 @@ def evaluate_run(topic: Topic, dataset_dir: Path, model_dir: Path, out_dir: Path
     }
     metrics["params_changed"] = differences(topic.params_for(meta["dataset"]), metrics["params"])
     metrics["data_inputs"] = meta.get("inputs", {})
+    metrics["test_fingerprint"] = fingerprint_test_split(dataset_dir)
     metrics["verdict"] = judge(metrics, topic)
     write_json(out_dir / "metrics.json", metrics)
     progress.phase("writing the report")

@@ -67,6 +67,8 @@ def _facts(metrics: dict, log: str | None) -> str:
               ("data", f"<code>{html.escape(str(metrics.get('data_source', '')))}</code>")]
     facts += [(f"sha256 of {html.escape(name)}", f"<code>{html.escape(digest)}</code>")
               for name, digest in metrics.get("data_inputs", {}).items()]
+    if metrics.get("test_fingerprint"):
+        facts.append(("scored data", f"<code>{html.escape(metrics['test_fingerprint'])}</code>"))
     if log:
         facts.append(("log", f'<a href="{html.escape(log)}">{html.escape(log)}</a>'))
     facts.append(("dlx", html.escape(metrics["dlx_version"])))

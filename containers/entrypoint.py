@@ -25,6 +25,7 @@ from components.data import get_dataset
 from components.errors import DlxError
 from components.evaluate import verdict
 from components.files import atomic_dir, write_json
+from components.image import CHECKPOINT_ENV
 from components.job import ARGUMENTS, Job
 from components.registry import Topic, get_topic
 
@@ -57,7 +58,9 @@ class Layout:
 
     @property
     def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
+        """SageMaker syncs /opt/ml/checkpoints with S3; its local mode has none, so dlx mounts a folder
+        and names it in DLX_CHECKPOINT_DIR (infra/sagemaker_local.py)."""
+        return Path(os.environ.get(CHECKPOINT_ENV) or self.root / "checkpoints")
 
     @property
     def failure(self) -> Path:

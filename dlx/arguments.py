@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,14 @@ def require_train_extra(command: str) -> None:
     if missing:
         raise DlxError(f"`dlx {command}` trains or loads models on this machine, which needs the train extra "
                        f"({', '.join(missing)} not installed); install it: pip install 'dlx[train]'")
+
+
+def warn_if_unpublished(image: str) -> None:
+    from components.image import unpublished_warning
+
+    warning = unpublished_warning(image)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
 
 
 def add_job_arguments(parser: argparse.ArgumentParser, data_dir_help: str) -> None:

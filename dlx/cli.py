@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 from components.errors import DlxError
+from components.image import DEFAULT_IMAGE
 from components.registry import Topic, get_topic, topics
 from dlx import cli_aws, cli_generate, cli_kubeflow, cli_list, cli_predict, cli_runs, cli_sagemaker
 from dlx.arguments import (add_champion_arguments, add_job_arguments, add_runs_dir, require_train_extra, resolve_job,
-                           runs_root)
+                           runs_root, warn_if_unpublished)
 from dlx.console import open_console
 
 
@@ -18,12 +19,17 @@ def cmd_run(args: argparse.Namespace) -> None:
     from pipelines.local import new_run_dir, run_local
 
     job = resolve_job(args)
-    require_train_extra("run")
+    if args.image and args.runner != "docker":
+        raise DlxError("--image goes with --runner docker; add it, or drop --image")
+    image = (args.image or DEFAULT_IMAGE) if args.runner == "docker" else None
+    if image is None:
+        require_train_extra("run")
     run_dir = Path(args.out) if args.out else new_run_dir(runs_root(args), job.topic)
-    print(f"dlx run {job.topic.name} on {job.dataset} (seed {args.seed}) -> {run_dir}", flush=True)
+    where = f" in {image}" if image else ""
+    print(f"dlx run {job.topic.name} on {job.dataset} (seed {args.seed}){where} -> {run_dir}", flush=True)
     with open_console() as console:
         metrics = run_local(job, run_dir=run_dir, champion=args.champion or "", margin=args.margin,
-                            verbose=args.verbose, on_event=console.handle)
+                            verbose=args.verbose, on_event=console.handle, image=image)
     _summary(job.topic, metrics, run_dir)
 
 
@@ -50,14 +56,13 @@ def cmd_compile(args: argparse.Namespace) -> None:
     from pipelines.compile import compile_topic
 
     chosen = list(topics().values()) if args.topic == "all" else [get_topic(args.topic)]
+    warn_if_unpublished(args.image)
     for topic in chosen:
         path = compile_topic(topic, Path(args.output), args.image, args.gpus)
         print(f"{topic.name}: {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from components.image import DEFAULT_IMAGE
-
     parser = argparse.ArgumentParser(prog="dlx", description="Deep-learning exercises as repeatable batch jobs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -68,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run directory (default: RUNS_DIR/<topic>-<timestamp>)")
     add_runs_dir(run, "where runs go")
     add_champion_arguments(run, "path or s3:// URI")
+    run.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
+                     help="run each step as a subprocess here (default) or in the image (kfp.local's DockerRunner)")
+    run.add_argument("--image", help=f"the image --runner docker uses (default: {DEFAULT_IMAGE})")
     run.add_argument("-v", "--verbose", action="store_true", help="show kfp's full executor output")
     run.set_defaults(func=cmd_run)
 

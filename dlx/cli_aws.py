@@ -112,7 +112,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> None:
     registry = values["image_uri"].split("/")[0]
     print(f"\npush the training image there (where Docker runs):\n"
           f"  aws ecr get-login-password --region {values['region']} | docker login --username AWS --password-stdin {registry}\n"
-          f"  docker build -f containers/Dockerfile.gpu -t {values['image_uri']} . && docker push {values['image_uri']}")
+          f"  make image-gpu IMAGE={values['image_uri']} && docker push {values['image_uri']}-gpu")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

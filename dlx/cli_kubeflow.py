@@ -12,7 +12,9 @@ import time
 
 from components.errors import DlxError
 from components.registry import Topic
-from dlx.arguments import add_champion_arguments, add_job_arguments, resolve_job
+from components.image import DEFAULT_IMAGE
+from dlx.arguments import add_champion_arguments, add_job_arguments, resolve_job, warn_if_unpublished
+from infra.config import load_settings
 
 DEFAULT_EXPERIMENT = "dlx"
 
@@ -53,19 +55,16 @@ def _connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    from components.image import DEFAULT_IMAGE
-
     add_job_arguments(parser, "s3://bucket/prefix holding the data set's files (the cluster reads it)")
     add_champion_arguments(parser, "s3:// URI")
     _connection_arguments(parser)
     parser.add_argument("--experiment", help=f"experiment, created if missing (default: $DLX_KFP_EXPERIMENT, "
                                              f"dlx.toml, else {DEFAULT_EXPERIMENT})")
-    parser.add_argument("--image", default=DEFAULT_IMAGE, help=f"image of every step (default: {DEFAULT_IMAGE})")
+    parser.add_argument("--image", help=f"image of every step (default: $DLX_KFP_IMAGE, dlx.toml, else {DEFAULT_IMAGE})")
     parser.add_argument("--gpus", type=int, default=0, help="nvidia.com/gpu for the train step (default: none)")
 
 
 def _connect(args: argparse.Namespace):
-    from infra.config import load_settings
     from pipelines.submit import Kubeflow
 
     settings = load_settings()
@@ -81,6 +80,8 @@ def _run_arguments(args: argparse.Namespace) -> tuple[Topic, str, dict]:
     job = resolve_job(args, local_data=False)
     if args.margin < 0 or args.gpus < 0:
         raise DlxError(f"--margin and --gpus must be 0 or more, got {args.margin} and {args.gpus}")
+    args.image = args.image or load_settings().kfp_image or DEFAULT_IMAGE
+    warn_if_unpublished(args.image)
     return job.topic, job.dataset, {**job.arguments(), "champion": args.champion or "", "margin": args.margin}
 
 

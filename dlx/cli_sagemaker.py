@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.errors import DlxError
+from components.image import DEFAULT_IMAGE
 from components.registry import get_topic
 from dlx.arguments import add_job_arguments, add_runs_dir, resolve_job, runs_root
 from infra import aws
@@ -30,6 +31,9 @@ def _session(args: argparse.Namespace) -> Any:
 def cmd_train(args: argparse.Namespace) -> None:
     settings = load_settings()
     job = resolve_job(args)
+    if args.local:
+        _train_locally(args, job, args.image or settings.image_uri or DEFAULT_IMAGE)
+        return
     spec = jobs.JobSpec(
         job,
         role=require(args.role or settings.role_arn, "role_arn", "--role"),
@@ -53,6 +57,31 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"  follow   dlx sagemaker status|logs|stop {launched.name}")
     if args.wait:
         _wait_and_fetch(session, launched.name, runs_root(args))
+
+
+def _train_locally(args: argparse.Namespace, job: Any, image: str) -> None:
+    """The SDK's local mode (infra/sagemaker_local.py): no AWS account, the image run here."""
+    from infra.sagemaker_local import train_locally
+
+    if args.dry_run or args.spot or args.wait:
+        raise DlxError("--local runs the job here and waits for it; drop --dry-run, --spot and --wait")
+    spec = jobs.JobSpec(job, role="", bucket="", image=image,
+                        instance_type="local_gpu" if args.instance_type == "local_gpu" else "local_cpu")
+    run_dir = train_locally(spec, runs_root(args), checkpoints=Path(args.checkpoint_dir) if args.checkpoint_dir else None)
+    _print_outcome(run_dir)
+
+
+def _print_outcome(run_dir: Path) -> None:
+    from components.evaluate import verdict
+    from components.files import read_json
+
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.is_file():
+        metrics = read_json(metrics_path)
+        print(f"  verdict   {verdict(metrics, get_topic(metrics['topic']))}")
+    else:
+        print("  the model archive holds no metrics.json at its top; `dlx runs` will not list it")
+    print(f"  outputs   {run_dir}/  ({', '.join(sorted(p.name for p in run_dir.iterdir()))})")
 
 
 def _print_staging(staging: Staging | None, dry_run: bool) -> None:
@@ -85,9 +114,6 @@ def _print_transition(transition: dict) -> None:
 
 
 def _fetch(session: Any, job: dict, runs_root: Path) -> None:
-    from components.evaluate import verdict
-    from components.files import read_json
-
     name, status = job["TrainingJobName"], job["TrainingJobStatus"]
     if status != "Completed":
         reason = job.get("FailureReason") or f"secondary status {job.get('SecondaryStatus', '?')}"
@@ -95,13 +121,7 @@ def _fetch(session: Any, job: dict, runs_root: Path) -> None:
                        f"see `dlx sagemaker logs {name}`")
     run_dir = jobs.fetch_model(session, job, runs_root / f"sagemaker-{name}")
     print(f"{name}: Completed; {_billing(job)}")
-    metrics_path = run_dir / "metrics.json"
-    if metrics_path.is_file():
-        metrics = read_json(metrics_path)
-        print(f"  verdict   {verdict(metrics, get_topic(metrics['topic']))}")
-    else:
-        print("  the model archive holds no metrics.json at its top; `dlx runs` will not list it")
-    print(f"  outputs   {run_dir}/  ({', '.join(sorted(p.name for p in run_dir.iterdir()))})")
+    _print_outcome(run_dir)
 
 
 def _billing(job: dict) -> str:
@@ -178,6 +198,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--wait", action="store_true", help="follow the job; when it ends, fetch the model into runs/")
     add_runs_dir(train, "where --wait puts the model")
     train.add_argument("--dry-run", action="store_true", help="print what would be staged and the request; create nothing")
+    train.add_argument("--local", action="store_true",
+                       help="run the job here in the SageMaker SDK's local mode (the image through docker compose); "
+                            "no AWS account needed")
+    train.add_argument("--checkpoint-dir", help="--local: the checkpoint folder (default: one per job under RUNS_DIR)")
     train.set_defaults(func=cmd_train)
 
     for name, func, text in [("status", cmd_status, "state, times, billable seconds and failure reason of a job"),

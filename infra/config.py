@@ -11,6 +11,7 @@ dlx.toml (in the current directory, or the file named by $DLX_CONFIG) looks like
     [kubeflow]
     host = "https://kubeflow.example.com/pipeline"
     experiment = "dlx"
+    image = "ghcr.io/YOUR-ORG/dlx:0.1.0"                      # the image every step runs
 
     [workstation]
     source = "dlx[train] @ git+https://github.com/YOUR-ORG/dlx.git@main"   # what the instance pip-installs
@@ -34,6 +35,7 @@ _ENV = {
     "kfp_host": "DLX_KFP_HOST",
     "kfp_experiment": "DLX_KFP_EXPERIMENT",
     "kfp_token": "DLX_KFP_TOKEN",
+    "kfp_image": "DLX_KFP_IMAGE",
     "workstation_source": "DLX_WORKSTATION_SOURCE",
 }
 _TOML = {
@@ -44,6 +46,7 @@ _TOML = {
     "kfp_host": ("kubeflow", "host"),
     "kfp_experiment": ("kubeflow", "experiment"),
     "kfp_token": ("kubeflow", "token"),
+    "kfp_image": ("kubeflow", "image"),
     "workstation_source": ("workstation", "source"),
 }
 
@@ -57,6 +60,7 @@ class Settings:
     kfp_host: str | None = None
     kfp_experiment: str | None = None
     kfp_token: str | None = None
+    kfp_image: str | None = None
     workstation_source: str | None = None
 
 

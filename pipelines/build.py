@@ -17,6 +17,7 @@ Caching on a cluster (kfp.local never caches unless asked, so local runs always 
 
 No `from __future__ import annotations`: kfp reads the pipeline's parameter annotations.
 """
+from collections.abc import Mapping
 from typing import Any
 
 from kfp import dsl
@@ -29,11 +30,13 @@ GPU = "nvidia.com/gpu"
 """The Kubernetes resource name of NVIDIA's device plugin, which GPU node pools expose."""
 
 
-def build_pipeline(topic: Topic, image: str = DEFAULT_IMAGE, gpus: int = 0) -> Any:
+def build_pipeline(topic: Topic, image: str = DEFAULT_IMAGE, gpus: int = 0,
+                   environment: Mapping[str, str] | None = None) -> Any:
     """The pipeline function for ``topic``; its arguments are what a run may change.
 
     ``champion`` is the URI of the champion record (local path or s3://; empty: no promotion) and
     ``margin`` how much better the new model must be to replace it (components.promotion).
+    ``environment``: variables every step's container gets (the local Docker runner's).
     """
     ops = make_ops(image)
 
@@ -58,5 +61,8 @@ def build_pipeline(topic: Topic, image: str = DEFAULT_IMAGE, gpus: int = 0) -> A
             champion=champion, margin=margin, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         )
         evaluated.set_caching_options(False)
+        for task in (prepared, trained, evaluated):
+            for name, value in (environment or {}).items():
+                task.set_env_variable(name, value)
 
     return pipeline

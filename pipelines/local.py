@@ -13,6 +13,7 @@ the steps append to), and with ``verbose`` every log line too.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -31,6 +32,7 @@ from components.job import Job
 from components.progress import PROGRESS_ENV
 from components.registry import Topic
 from components.report import write_report
+from pipelines import docker_runner
 from pipelines.build import build_pipeline
 from pipelines.runs import write_index
 
@@ -39,6 +41,8 @@ _DLX_ERROR = re.compile(r"DlxError: (.*)$", re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _TASK = re.compile(r"(?:Executing task|Task) '([\w-]+)'(?: finished with status (\w+))?")
 POLL_SECONDS = 0.2
+PROGRESS_FILE = ".progress.jsonl"
+"""The steps' progress events, in the pipeline root so that a step's container can write them too."""
 
 
 class _Tee(io.TextIOBase):
@@ -144,18 +148,41 @@ def new_run_dir(root: Path, topic: Topic) -> Path:
 
 
 def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.0, verbose: bool = False,
-              on_event: Callable[[Event], None] = lambda event: None) -> dict:
-    """Run prepare → train → evaluate locally; returns metrics.json's content."""
+              on_event: Callable[[Event], None] = lambda event: None, image: str | None = None) -> dict:
+    """Run prepare → train → evaluate locally; returns metrics.json's content.
+
+    Each step is a subprocess of this environment, or with ``image`` a container of that image
+    (pipelines.docker_runner)."""
     from kfp import local
 
     if run_dir.exists() and any(run_dir.iterdir()):
         raise DlxError(f"output directory {run_dir} already exists and is not empty; choose another --out")
+    volumes = {}
+    if image:  # the steps' containers see the host's paths they need where they are
+        docker_runner.check_engine(image)
+        shared = {}
+        if job.data_dir and "://" not in job.data_dir:
+            job = dataclasses.replace(job, data_dir=str(Path(job.data_dir).resolve()))
+            shared[job.data_dir] = "ro"
+        if champion and "://" not in champion:
+            champion = str(Path(champion).resolve())
+            Path(champion).parent.mkdir(parents=True, exist_ok=True)
+            shared[str(Path(champion).parent)] = "rw"
+        volumes = docker_runner.mounts(shared)
     partial = run_dir.with_name(f".{run_dir.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     (partial / "tmp").mkdir(parents=True)
-    log_path = partial / "pipeline.log"
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(partial / "kfp"), raise_on_error=True)
-    pipeline = build_pipeline(job.topic)
+    (partial / "kfp").mkdir()
+    log_path, progress_path = partial / "pipeline.log", partial / "kfp" / PROGRESS_FILE
+    settings = {PROGRESS_ENV: str(progress_path.resolve()),
+                "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    if image:
+        local.init(runner=docker_runner.runner(), pipeline_root=str((partial / "kfp").resolve()), raise_on_error=True)
+        pipeline = build_pipeline(job.topic, image, environment={**settings, **docker_runner.CONTAINER_ENV})
+    else:
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(partial / "kfp"),
+                   raise_on_error=True)
+        pipeline = build_pipeline(job.topic)
     arguments = {**job.arguments(), "champion": champion, "margin": margin}
     started = time.perf_counter()
     root = logging.getLogger()
@@ -163,9 +190,8 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
         records = _KfpRecords(log, on_event, verbose)
         root.addFilter(records)
         try:
-            with _environment(TMPDIR=str(partial / "tmp"), **{PROGRESS_ENV: str(partial / "tmp" / "progress.jsonl")},
-                              TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")), \
-                    _progress_events(partial / "tmp" / "progress.jsonl", on_event), \
+            with _environment(TMPDIR=str(partial / "tmp"), **settings), _progress_events(progress_path, on_event), \
+                    docker_runner.reliable_exit_codes(volumes) if image else contextlib.nullcontext(), \
                     contextlib.redirect_stdout(_Tee(log, on_event, verbose)), warnings.catch_warnings():
                 # The steps name the cluster image and the train step its cluster resources (CPU,
                 # memory, GPUs); locally they run in this environment, on this machine, on purpose.
@@ -212,7 +238,7 @@ def _keep_failed(partial: Path, run_dir: Path) -> Path:
 def _assemble(partial: Path) -> None:
     """Lift each task's directory to the run's top."""
     kfp_root = partial / "kfp"
-    (pipeline_run,) = list(kfp_root.iterdir())
+    (pipeline_run,) = [path for path in kfp_root.iterdir() if path.is_dir()]
     for task_dir in pipeline_run.iterdir():
         task_dir.rename(partial / task_dir.name)
     shutil.rmtree(kfp_root)

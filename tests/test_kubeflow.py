@@ -18,10 +18,11 @@ RECURRING = "/apis/v2beta1/recurringruns"
 def _no_user_settings(tmp_path, monkeypatch):
     """The developer's dlx.toml, DLX_KFP_* and kfp's own variables stay out of the tests."""
     monkeypatch.setenv("DLX_CONFIG", str(tmp_path / "absent.toml"))
-    for var in ("DLX_KFP_HOST", "DLX_KFP_TOKEN", "DLX_KFP_EXPERIMENT", "KF_PIPELINES_ENDPOINT",
+    for var in ("DLX_KFP_HOST", "DLX_KFP_TOKEN", "DLX_KFP_EXPERIMENT", "DLX_KFP_IMAGE", "KF_PIPELINES_ENDPOINT",
                 "KF_PIPELINES_UI_ENDPOINT", "KF_PIPELINES_DEFAULT_EXPERIMENT_NAME", "KF_PIPELINES_OVERRIDE_EXPERIMENT_NAME"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(pipelines.submit, "POLL_SECONDS", 0)
+    monkeypatch.setenv("DLX_KFP_IMAGE", "registry.example/dlx:test")
 
 
 @pytest.fixture
@@ -181,3 +182,15 @@ def test_rejected_credentials_are_one_line_and_quick(argv, capsys):
     assert fake.calls("GET", "/apis/v2beta1/healthz")[0].headers["authorization"] == "Bearer wrong"
     expected = f"Kubeflow Pipelines at {fake.url} refused the credentials (HTTP 401); pass --token or set DLX_KFP_TOKEN"
     assert expected in _one_line_error(capsys)
+
+
+def test_the_unpublished_default_image_is_a_one_line_warning(server, monkeypatch, capsys):
+    monkeypatch.delenv("DLX_KFP_IMAGE")
+    assert main(["submit", "mnist-mlp", "--host", server.url]) == 0
+    (warning,) = capsys.readouterr().err.splitlines()
+    assert warning.startswith("dlx: warning: ghcr.io/dlx-project/dlx:0.1.0 is the project's default image name")
+    monkeypatch.setenv("DLX_KFP_IMAGE", "r.example/dlx:2")  # or [kubeflow] image in dlx.toml
+    assert main(["submit", "mnist-mlp", "--host", server.url]) == 0
+    assert capsys.readouterr().err == ""
+    executors = server.calls("POST", RUNS)[-1].body["pipeline_spec"]["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {"r.example/dlx:2"}

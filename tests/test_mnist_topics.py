@@ -67,3 +67,28 @@ def test_torch_backend_trains_and_evaluates(digits, tmp_path):
     _, backend, accuracy = done.stdout.strip().splitlines()[-1].split()
     assert backend == "torch" and float(accuracy) > 0.85
     assert read_json(tmp_path / "model" / "params.json")["backend"] == "torch"
+
+
+def test_mixed_precision_trains_in_bfloat16_and_predicts_in_float32(digits, tmp_path):
+    """precision=mixed_bf16 (what auto picks on a recent GPU) computes in bfloat16, keeps float32
+    weights and a float32 softmax, still learns, and the saved model loads with its policy."""
+    import keras
+
+    params = to_dict(get_topic("mnist-mlp").params_for("digits")) | {"epochs": 5, "precision": "mixed_bf16"}
+    try:
+        summary = steps.train("mnist-mlp", json.dumps(params), 0, digits, tmp_path / "model")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert summary["precision"] == "mixed_bf16" and summary["device"] == "cpu"
+    model = keras.saving.load_model(tmp_path / "model" / "model.keras")
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert dense[0].compute_dtype == "bfloat16" and dense[0].kernel.dtype == "float32"
+    assert model.output.dtype == "float32"
+    metrics = steps.evaluate("mnist-mlp", digits, tmp_path / "model", tmp_path / "eval")
+    assert metrics["test"]["accuracy"] > 0.9
+
+
+def test_auto_precision_is_fp32_without_a_gpu(digits, tmp_path):
+    params = to_dict(get_topic("mnist-mlp").params_for("digits")) | {"epochs": 1}
+    assert params["precision"] == "auto"
+    assert steps.train("mnist-mlp", json.dumps(params), 0, digits, tmp_path / "model")["precision"] == "fp32"

@@ -37,6 +37,9 @@ class KerasParams:
     optimizer: Literal["adam", "sgd", "rmsprop"] = help_field("adam", "optimiser (sgd uses Nesterov momentum 0.9)")
     lr_schedule: Literal["cosine", "constant"] = help_field("cosine", "learning rate over the run: cosine decay to 0, or constant")
     dropout: float = help_field(0.2, "dropout rate after each hidden layer")
+    precision: Literal["auto", "fp32", "mixed_bf16", "mixed_fp16"] = help_field(
+        "auto", "dtype policy: auto is mixed_bf16 on a GPU with bfloat16 (mixed_fp16 with loss scaling on older ones), "
+        "fp32 on the CPU")
     backend: str = help_field(
         lambda: os.environ.get("KERAS_BACKEND", "tensorflow"),
         "Keras backend: tensorflow or torch (default: $KERAS_BACKEND, else tensorflow)",
@@ -54,8 +57,14 @@ class KerasParams:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not '{self.backend}'")
 
 
-def import_keras(backend: str) -> Any:
-    """Import Keras on ``backend``; refuse if this process already runs Keras on another one."""
+POLICIES = {"fp32": "float32", "mixed_bf16": "mixed_bfloat16", "mixed_fp16": "mixed_float16"}
+
+
+def import_keras(backend: str, precision: str | None = None) -> Any:
+    """Import Keras on ``backend``; refuse if this process already runs Keras on another one.
+
+    With ``precision`` (to build a model for training) the global dtype policy is set to it, so the
+    layers built next compute in it; a loaded model keeps the policy it was saved with."""
     loaded = sys.modules.get("keras")
     if loaded is not None and loaded.backend.backend() != backend:
         raise DlxError(
@@ -65,12 +74,45 @@ def import_keras(backend: str) -> Any:
     os.environ["KERAS_BACKEND"] = backend
     import keras
 
+    if precision is not None:
+        keras.mixed_precision.set_global_policy(POLICIES[_resolve_precision(keras, precision)])
     return keras
+
+
+def _resolve_precision(keras: Any, precision: str) -> str:
+    """``auto``: mixed precision where a GPU runs it (bfloat16 from compute capability 8), else fp32.
+    Keras' compile wraps the optimizer in loss scaling under mixed_fp16."""
+    if precision != "auto":
+        return precision
+    capability = _gpu_capability(keras.backend.backend())
+    if capability is None:
+        return "fp32"
+    return "mixed_bf16" if capability >= (8, 0) else "mixed_fp16"
+
+
+def _gpu_capability(backend: str) -> tuple[int, int] | None:
+    """The first GPU's compute capability, as the backend sees it; None without one."""
+    if backend == "torch":
+        import torch
+
+        return torch.cuda.get_device_capability(0) if torch.cuda.is_available() else None
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return None
+    return tuple(tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (7, 0)))
+
+
+def precision_in_use(keras: Any) -> str:
+    """The dtype policy training runs in, in the precision parameter's words."""
+    name = keras.mixed_precision.global_policy().name
+    return {policy: word for word, policy in POLICIES.items()}.get(name, name)
 
 
 def softmax_head(keras: Any, inputs: Any, features: Any, n_classes: int, name: str) -> Any:
     """Close a classifier: class probabilities from ``features``, as a named keras.Model."""
-    outputs = keras.layers.Dense(n_classes, activation="softmax")(features)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32")(features)  # float32 under mixed
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -179,7 +221,7 @@ def fit_and_save(
     model.compile(optimizer=_optimizer(keras, params, steps), loss=loss, metrics=[metric])
     print(
         f"training on {len(y_train)} examples, validating on {len(y_val)}; "
-        f"{model.count_params():,} parameters; Keras backend {keras.backend.backend()}",
+        f"{model.count_params():,} parameters; Keras backend {keras.backend.backend()}, {precision_in_use(keras)}",
         flush=True,
     )
     if checkpoint_dir is not None:
@@ -219,6 +261,8 @@ def fit_and_save(
         "samples_per_second": round(params.epochs * len(y_train) / seconds, 1),
         "parameters": int(model.count_params()),
         "backend": keras.backend.backend(),
+        "precision": precision_in_use(keras),
+        "device": "cpu" if _gpu_capability(keras.backend.backend()) is None else "cuda",
         "seed": seed,
         f"val_{metric_name}": log.history[f"val_{metric_name}"][-1],
     }

@@ -37,7 +37,7 @@ def _inputs(x: np.ndarray, meta: dict) -> np.ndarray:
 def train(build: BuildModel, dataset_dir: Path, model_dir: Path, params: KerasParams, seed: int,
           checkpoint_dir: Path | None = None) -> dict:
     """Fit the network on the training split (validation each epoch) and write the model dir."""
-    keras = import_keras(params.backend)
+    keras = import_keras(params.backend, params.precision)
     keras.utils.set_random_seed(seed)
     arrays, meta = load_dataset(dataset_dir)
     x_train, x_val = _inputs(arrays["x_train"], meta), _inputs(arrays["x_val"], meta)

@@ -114,8 +114,8 @@ def build(keras: Any, embed: Embed, schema: dict, train_mean: float, params: Par
     low, span = lo - MARGIN, hi - lo + 2 * MARGIN
     start = float(np.clip((train_mean - low) / span, 0.01, 0.99))
     x = layers.Dense(1, bias_initializer=keras.initializers.Constant(np.log(start / (1 - start))))(x)
-    x = layers.Activation("sigmoid")(layers.Add()([x, bias]))
-    model = keras.Model({"user": user, "item": item}, layers.Rescaling(span, offset=low)(x), name=name)
+    x = layers.Activation("sigmoid", dtype="float32")(layers.Add()([x, bias]))
+    model = keras.Model({"user": user, "item": item}, layers.Rescaling(span, offset=low, dtype="float32")(x), name=name)
     for layer_name, rows in reserved_rows(model, schema).items():
         weights = model.get_layer(layer_name).get_weights()[0]
         weights[rows] = 0.0
@@ -126,7 +126,7 @@ def build(keras: Any, embed: Embed, schema: dict, train_mean: float, params: Par
 def train(embed: Embed, name: str, dataset_dir: Path, model_dir: Path, params: Params, seed: int,
           checkpoint_dir: Path | None = None) -> dict:
     """Fit on the training split, validate on val each epoch; the model dir as fit_and_save writes it."""
-    keras = import_keras(params.backend)
+    keras = import_keras(params.backend, params.precision)
     keras.utils.set_random_seed(seed)
     tables, meta = load_ratings(dataset_dir)
     schema = meta["schema"]

@@ -110,7 +110,7 @@ def _fresh(checkpoint_dir: Path, run: dict) -> None:
 
 def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:
     started = time.perf_counter()
-    keras = import_keras(params.backend)
+    keras = import_keras(params.backend, params.precision)
     corpus = load_corpus(dataset_dir)
     tokenize = params.tokenizer()
     tokens = [tokenize(t) for t in corpus.texts]
