@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from components import progress
+from components import distributed, progress
 from components.files import read_json, write_json
 from components.params import to_dict
 
@@ -82,7 +82,7 @@ class EpochLog:
         if speed is None and self.items_per_epoch and self.elapsed[-1] > before:
             speed = self.items_per_epoch / (self.elapsed[-1] - before)
         progress.epoch(epoch + 1, self.total, logs or {}, label=self.label, speed=speed, unit=self.unit)
-        if self.path is not None:
+        if self.path is not None and distributed.is_main():
             partial = self.path.with_name(self.path.name + ".partial")
             write_json(partial, {"run": self.run, "history": self.history, "elapsed": self.elapsed})
             partial.replace(self.path)

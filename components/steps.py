@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components import progress
+from components import distributed, progress
 from components.data import prepare_dataset
 from components.evaluate import evaluate_run
 from components.files import read_json, write_json
@@ -34,6 +34,12 @@ def train(
     """Train ``topic`` with a Job's ``params_json`` (every parameter, as a JSON object) on the artifact."""
     spec = get_topic(topic)
     params = parse_params_json(spec, params_json)
+    processes = distributed.requested_processes()
+    if processes > 1 or distributed.nodes() > 1:
+        distributed.check_parallel(spec.name, spec.framework)
+        if distributed.world()[1] == 1:  # not yet under torchrun: start it, each rank comes back here
+            return distributed.launch(topic, params_json, seed, Path(dataset_dir), Path(model_dir),
+                                       Path(checkpoint_dir) if checkpoint_dir else None, processes)
     progress.phase(f"loading {spec.framework}")
     return spec.train(Path(dataset_dir), Path(model_dir), params, seed, Path(checkpoint_dir) if checkpoint_dir else None)
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from components import steps
 from components.data import get_dataset
+from components.distributed import MASTER_ENV, NODE_RANK_ENV, NODES_ENV, NPROC_ENV, check_parallel
 from components.errors import DlxError
 from components.evaluate import verdict
 from components.files import atomic_dir, write_json
@@ -33,6 +34,8 @@ ROOT_ENV = "DLX_SM_ROOT"
 DEFAULT_ROOT = "/opt/ml"
 CHANNEL = "data"
 """The input channel holding a data set's files (absent for bundled data sets)."""
+PORT_ENV = "DLX_MASTER_PORT"
+"""The rendezvous port on the first host (default 29500, torchrun's)."""
 HYPERPARAMETERS = ("topic", *(name for name in ARGUMENTS if name != "data_dir"))
 """The topic and the job's arguments; the data comes in the data channel."""
 
@@ -65,6 +68,46 @@ class Layout:
     @property
     def failure(self) -> Path:
         return self.root / "output" / "failure"
+
+    @property
+    def resources(self) -> Path:
+        """The hosts of the job and which one this is (resourceconfig.json, written by SageMaker)."""
+        return self.root / "input" / "config" / "resourceconfig.json"
+
+
+def cluster(layout: Layout) -> tuple[int, int, str]:
+    """(hosts, this host's index, rank 0's host) from resourceconfig.json; (1, 0, "") without it.
+
+    SageMaker names the hosts algo-1..algo-N and resolves the names in the job's network, so the
+    first one (sorted, as SageMaker's own launchers do) is where torchrun's rendezvous listens."""
+    if not layout.resources.is_file():
+        return 1, 0, ""
+    config = json.loads(layout.resources.read_text())
+    hosts = sorted(config["hosts"])
+    return len(hosts), hosts.index(config["current_host"]), hosts[0]
+
+
+def distribute(layout: Layout, topic: Topic) -> int:
+    """Set the train step's process layout from the job's resources (components.distributed):
+    one process per GPU of this host (one on a CPU host), torchrun across the hosts. Returns this
+    host's index: only host 0 evaluates and writes the model."""
+    hosts, index, first = cluster(layout)
+    gpus = _gpus()
+    if hosts == 1 and (gpus <= 1 or topic.framework != "pytorch"):  # one process, on all it is given
+        return 0
+    check_parallel(topic.name, topic.framework)
+    port = os.environ.get(PORT_ENV, "29500")
+    os.environ.update({NPROC_ENV: str(max(gpus, 1)), NODES_ENV: str(hosts), NODE_RANK_ENV: str(index),
+                       MASTER_ENV: f"{first}:{port}"})
+    return index
+
+
+def _gpus() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count()
 
 
 def read_job(layout: Layout) -> Job:
@@ -122,6 +165,7 @@ def run(layout: Layout) -> dict:
     """Prepare, train (resuming from the checkpoints) and evaluate; return the metrics."""
     started = time.perf_counter()
     job = read_job(layout)
+    host = distribute(layout, job.topic)
     _prepare_outputs(layout)
     model_dir = layout.model / "model"
     with tempfile.TemporaryDirectory(prefix="dlx-") as scratch:
@@ -134,6 +178,9 @@ def run(layout: Layout) -> dict:
         _step(2, f"train {job.topic.name} (seed {job.seed}, checkpoints in {layout.checkpoints})")
         steps.train(job.topic.name, arguments["params_json"], job.seed, dataset_dir, model_dir,
                     layout.checkpoints)
+        if host:  # another host holds the model; this one's work is done
+            print(f"dlx: host {host} finished its share of training; the first host evaluates", flush=True)
+            return {}
         since = _step(3, "evaluate on the test split")
         with atomic_dir(layout.model / "evaluation") as evaluation:
             metrics = steps.evaluate(job.topic.name, dataset_dir, model_dir, evaluation)
@@ -175,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         _fail(layout, f"{type(exc).__name__}: {exc}")
         return 1
-    print(summary(get_topic(metrics["topic"]), metrics), flush=True)
+    if metrics:
+        print(summary(get_topic(metrics["topic"]), metrics), flush=True)
     return 0
 
 

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from components.distributed import check_parallel
 from components.errors import DlxError
 from components.image import DEFAULT_IMAGE
 from components.registry import Topic, get_topic, topics
@@ -22,6 +23,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.image and args.runner != "docker":
         raise DlxError("--image goes with --runner docker; add it, or drop --image")
     image = (args.image or DEFAULT_IMAGE) if args.runner == "docker" else None
+    if args.nproc < 1:
+        raise DlxError(f"--nproc {args.nproc}: the number of training processes must be at least 1")
+    if args.nproc > 1:
+        check_parallel(job.topic.name, job.topic.framework)
     if image is None:
         require_train_extra("run")
     run_dir = Path(args.out) if args.out else new_run_dir(runs_root(args), job.topic)
@@ -29,7 +34,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     print(f"dlx run {job.topic.name} on {job.dataset} (seed {args.seed}){where} -> {run_dir}", flush=True)
     with open_console() as console:
         metrics = run_local(job, run_dir=run_dir, champion=args.champion or "", margin=args.margin,
-                            verbose=args.verbose, on_event=console.handle, image=image)
+                            verbose=args.verbose, on_event=console.handle, image=image, processes=args.nproc)
     _summary(job.topic, metrics, run_dir)
 
 
@@ -53,13 +58,17 @@ def _summary(topic: Topic, metrics: dict, run_dir: Path) -> None:
 
 
 def cmd_compile(args: argparse.Namespace) -> None:
+    from pipelines.build import GPU_FRAMEWORKS
     from pipelines.compile import compile_topic
 
     chosen = list(topics().values()) if args.topic == "all" else [get_topic(args.topic)]
     warn_if_unpublished(args.image)
     for topic in chosen:
-        path = compile_topic(topic, Path(args.output), args.image, args.gpus)
-        print(f"{topic.name}: {path}")
+        gpus = args.gpus
+        if args.topic == "all" and gpus > 1 and topic.framework not in GPU_FRAMEWORKS:
+            gpus = 0  # all: the GPUs go to the topics that use them
+        path = compile_topic(topic, Path(args.output), args.image, gpus)
+        print(f"{topic.name}: {path}" + ("  (no GPUs: a scikit-learn topic)" if gpus != args.gpus else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
                      help="run each step as a subprocess here (default) or in the image (kfp.local's DockerRunner)")
     run.add_argument("--image", help=f"the image --runner docker uses (default: {DEFAULT_IMAGE})")
+    run.add_argument("--nproc", type=int, default=1, metavar="N",
+                     help="train a PyTorch topic data-parallel in N processes under torchrun (default: 1)")
     run.add_argument("-v", "--verbose", action="store_true", help="show kfp's full executor output")
     run.set_defaults(func=cmd_run)
 

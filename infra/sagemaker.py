@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from components.distributed import check_parallel
 from components.errors import DlxError
 from components.files import atomic_dir
 from infra.aws import aws_errors
@@ -86,10 +87,7 @@ def check(spec: JobSpec) -> None:
         raise DlxError(f"--max-wait {spec.max_wait} is shorter than --max-run {spec.max_run}; "
                        "SageMaker needs max wait >= max run")
     if spec.instance_count > 1:
-        # Several instances pay off only for a trainer written for distributed data parallel
-        # (torchrun); none is yet, so each instance would repeat the same single-process run.
-        raise DlxError(f"--instance-count {spec.instance_count}: {spec.job.topic.name} trains on one instance "
-                       "(no topic runs distributed data parallel yet); use --instance-count 1")
+        check_parallel(spec.job.topic.name, spec.job.topic.framework)
 
 
 def job_name(topic: str, now: datetime | None = None) -> str:

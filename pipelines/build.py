@@ -2,6 +2,9 @@
 
 Resources: the train task requests the topic's ``cpu`` and ``memory`` (components.registry) and,
 with ``gpus``, that many ``nvidia.com/gpu``; prepare and evaluate take the cluster's defaults.
+With several GPUs a PyTorch topic's train step runs one process per GPU under torchrun
+(components.distributed, through $DLX_NPROC) and a Keras topic mirrors its model on them
+(MirroredStrategy); a scikit-learn topic has no use for them and is refused.
 
 Caching on a cluster (kfp.local never caches unless asked, so local runs always rerun):
 
@@ -22,12 +25,15 @@ from typing import Any
 
 from kfp import dsl
 
+from components.distributed import NPROC_ENV
+from components.errors import DlxError
 from components.image import DEFAULT_IMAGE
 from components.ops import make_ops
 from components.registry import Topic
 
 GPU = "nvidia.com/gpu"
 """The Kubernetes resource name of NVIDIA's device plugin, which GPU node pools expose."""
+GPU_FRAMEWORKS = ("pytorch", "keras")
 
 
 def build_pipeline(topic: Topic, image: str = DEFAULT_IMAGE, gpus: int = 0,
@@ -38,6 +44,9 @@ def build_pipeline(topic: Topic, image: str = DEFAULT_IMAGE, gpus: int = 0,
     ``margin`` how much better the new model must be to replace it (components.promotion).
     ``environment``: variables every step's container gets (the local Docker runner's).
     """
+    if gpus > 1 and topic.framework not in GPU_FRAMEWORKS:
+        raise DlxError(f"--gpus {gpus}: {topic.name} is a {topic.framework} topic and uses no GPU; "
+                       "drop --gpus for it (PyTorch topics train one process per GPU, Keras topics mirror on them)")
     ops = make_ops(image)
 
     @dsl.pipeline(name=f"dlx-{topic.name}", description=f"dlx {topic.name}: {topic.description}")
@@ -56,6 +65,8 @@ def build_pipeline(topic: Topic, image: str = DEFAULT_IMAGE, gpus: int = 0,
         trained.set_caching_options(True).set_cpu_request(topic.cpu).set_memory_request(topic.memory)
         if gpus:
             trained.set_accelerator_type(GPU).set_accelerator_limit(gpus)
+        if gpus > 1 and topic.framework == "pytorch":
+            trained.set_env_variable(NPROC_ENV, str(gpus))
         evaluated = ops.evaluate(
             topic=topic.name, dataset=prepared.outputs["dataset"], model=trained.outputs["model"],
             champion=champion, margin=margin, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from components.distributed import NPROC_ENV
 from components.errors import DlxError
 from components.files import read_json, write_json
 from components.job import Job
@@ -148,11 +149,12 @@ def new_run_dir(root: Path, topic: Topic) -> Path:
 
 
 def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.0, verbose: bool = False,
-              on_event: Callable[[Event], None] = lambda event: None, image: str | None = None) -> dict:
+              on_event: Callable[[Event], None] = lambda event: None, image: str | None = None,
+              processes: int = 1) -> dict:
     """Run prepare → train → evaluate locally; returns metrics.json's content.
 
     Each step is a subprocess of this environment, or with ``image`` a container of that image
-    (pipelines.docker_runner)."""
+    (pipelines.docker_runner); with ``processes`` > 1 the train step runs that many under torchrun."""
     from kfp import local
 
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -174,7 +176,7 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
     (partial / "tmp").mkdir(parents=True)
     (partial / "kfp").mkdir()
     log_path, progress_path = partial / "pipeline.log", partial / "kfp" / PROGRESS_FILE
-    settings = {PROGRESS_ENV: str(progress_path.resolve()),
+    settings = {PROGRESS_ENV: str(progress_path.resolve()), NPROC_ENV: str(processes),
                 "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     if image:
         local.init(runner=docker_runner.runner(), pipeline_root=str((partial / "kfp").resolve()), raise_on_error=True)

@@ -332,7 +332,7 @@ def test_logs_print_every_host_stream(calls, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--role", "dlx-sagemaker"], "bad role ARN 'dlx-sagemaker'"),
     (["--role", "arn:aws:iam::1234:role/x"], "bad role ARN"),
-    (["--instance-count", "2"], "mnist-cnn trains on one instance (no topic runs distributed data parallel yet)"),
+    (["--instance-count", "2"], "mnist-cnn is a keras topic and trains in one process; data-parallel training"),
     (["--spot", "--max-run", "600", "--max-wait", "300"], "shorter than --max-run 600"),
     (["--max-wait", "300"], "add --spot"),
     (["--param", "epochz=2"], "unknown parameter 'epochz'"),
@@ -373,12 +373,19 @@ def test_unknown_job_is_one_line(calls, capsys):
     assert "training job dlx-nope-20261128-104512: no such job in us-east-1" in one_error_line(capsys)
 
 
-def test_several_instances_are_refused_until_a_topic_trains_distributed(calls):
-    for name in ("mnist-mlp", "pytorch-gd"):
-        spec = jobs.JobSpec(Job.create(name), role=ROLE, bucket=BUCKET, image=IMAGE, instance_count=2)
-        with pytest.raises(DlxError, match="no topic runs distributed data parallel yet"):
-            jobs.check(spec)
+def test_several_instances_train_a_pytorch_topic_and_refuse_the_others(calls):
+    spec = jobs.JobSpec(Job.create("mnist-mlp"), role=ROLE, bucket=BUCKET, image=IMAGE, instance_count=2)
+    with pytest.raises(DlxError, match="mnist-mlp is a keras topic and trains in one process"):
+        jobs.check(spec)
     assert calls == []
+    assert main(["sagemaker", "train", "cf-regularized", "--role", ROLE, "--bucket", BUCKET, "--image", IMAGE,
+                 "--instance-count", "2", "--instance-type", "ml.g5.12xlarge"]) == 0
+    [request] = sent(calls, "CreateTrainingJob")
+    assert request["ResourceConfig"]["InstanceCount"] == 2
+    assert moto_job(request["TrainingJobName"]).resource_config["InstanceCount"] == 2
+    # The image's entrypoint does the launching (containers/entrypoint.distribute): no SDK driver channel.
+    assert "AlgorithmSpecification" in request and "ContainerEntrypoint" not in request["AlgorithmSpecification"]
+    assert [c["ChannelName"] for c in request.get("InputDataConfig", [])] == []
 
 
 def test_job_names_follow_sagemaker_rules():

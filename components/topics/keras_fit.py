@@ -64,7 +64,8 @@ def import_keras(backend: str, precision: str | None = None) -> Any:
     """Import Keras on ``backend``; refuse if this process already runs Keras on another one.
 
     With ``precision`` (to build a model for training) the global dtype policy is set to it, so the
-    layers built next compute in it; a loaded model keeps the policy it was saved with."""
+    layers built next compute in it, and so is the distribution strategy (``_set_replicas``); a
+    loaded model keeps the policy it was saved with."""
     loaded = sys.modules.get("keras")
     if loaded is not None and loaded.backend.backend() != backend:
         raise DlxError(
@@ -76,7 +77,36 @@ def import_keras(backend: str, precision: str | None = None) -> Any:
 
     if precision is not None:
         keras.mixed_precision.set_global_policy(POLICIES[_resolve_precision(keras, precision)])
+        _set_replicas(keras)
     return keras
+
+
+def replica_devices() -> list[str]:
+    """The devices a Keras model is mirrored on: every GPU TensorFlow sees."""
+    import tensorflow as tf
+
+    return [device.name for device in tf.config.list_logical_devices("GPU")]
+
+
+def _set_replicas(keras: Any) -> None:
+    """With more than one device, the model built next is mirrored on each under
+    tf.distribute.MirroredStrategy (each batch split across them, gradients all-reduced), set as
+    the default strategy so every topic's build, compile and fit run under it; otherwise the
+    default (one device). The PyTorch backend trains on one device."""
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    devices = replica_devices()
+    tf.distribute.experimental_set_strategy(tf.distribute.MirroredStrategy(devices) if len(devices) > 1 else None)
+
+
+def replicas_in_sync(keras: Any) -> int:
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return int(tf.distribute.get_strategy().num_replicas_in_sync)
 
 
 def _resolve_precision(keras: Any, precision: str) -> str:
@@ -221,7 +251,8 @@ def fit_and_save(
     model.compile(optimizer=_optimizer(keras, params, steps), loss=loss, metrics=[metric])
     print(
         f"training on {len(y_train)} examples, validating on {len(y_val)}; "
-        f"{model.count_params():,} parameters; Keras backend {keras.backend.backend()}, {precision_in_use(keras)}",
+        f"{model.count_params():,} parameters; Keras backend {keras.backend.backend()}, {precision_in_use(keras)}"
+        + (f", mirrored on {replicas_in_sync(keras)} devices" if replicas_in_sync(keras) > 1 else ""),
         flush=True,
     )
     if checkpoint_dir is not None:
@@ -263,6 +294,7 @@ def fit_and_save(
         "backend": keras.backend.backend(),
         "precision": precision_in_use(keras),
         "device": "cpu" if _gpu_capability(keras.backend.backend()) is None else "cuda",
+        "replicas": replicas_in_sync(keras),
         "seed": seed,
         f"val_{metric_name}": log.history[f"val_{metric_name}"][-1],
     }

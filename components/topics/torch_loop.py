@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from components import progress
+from components import distributed, progress
 from components.epoch_log import EpochLog, plain_words
 from components.errors import DlxError
 from components.files import atomic_dir, write_json
@@ -61,9 +61,9 @@ def pick_device(requested: str) -> str:
     if requested == "cuda" and not torch.cuda.is_available():
         raise DlxError(f"device=cuda was asked for but CUDA is not available to torch {torch.__version__}; "
                        "use device=auto or device=cpu")
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if requested == "auto" else requested
+    distributed.start(device)  # under torchrun: before the topic puts anything on a GPU
+    return device
 
 
 def autocast_dtype(precision: str, device: str, cudnn_rnn: bool = False) -> Any:
@@ -120,7 +120,7 @@ def save_state(checkpoint_dir: Path | None, epochs_done: int, tensors: Mapping[s
     """Written to a temp file and renamed, so a kill mid-save leaves the previous epoch's state."""
     import torch
 
-    if checkpoint_dir is None:
+    if checkpoint_dir is None or not distributed.is_main():
         return
     path = checkpoint_dir / STATE_FILE
     partial = path.with_name(path.name + ".partial")
@@ -223,6 +223,7 @@ class TrainLoop:
         self.extra = {k: v for k, v in saved.items() if k not in _LOOP_STATE}
         self.rate: float | None = None
         self.budget_spent = False
+        self.world = distributed.world()[1]
 
     @property
     def precision(self) -> str:
@@ -262,24 +263,24 @@ class TrainLoop:
             total, count, items = torch.zeros((), device=self.device), 0, 0
             window, window_count = torch.zeros((), device=self.device), 0
             for batch in batches(epoch):
-                if self.budget and self.seconds >= self.budget:
+                if self.budget and distributed.rank_zero_says(self.seconds >= self.budget, self.device):
                     self.stopped = self.budget_spent = True
                     break
                 if learning_rate is not None:
                     self.rate = learning_rate(self.progress())
                     set_learning_rate(self.optimizer, self.rate)
-                weighted = self._step(batch, loss, before_step).detach().float() * batch.size
+                weighted = self._step(batch, loss, before_step)  # this rank's share of the batch's loss sum
                 total, window = total + weighted, window + weighted
                 count, items, self.step = count + batch.size, items + batch.items, self.step + 1
                 window_count += batch.size
                 if self.step % self.record_every == 0:
-                    self.step_losses.append([self.step, round(float(window) / window_count, 5)])
+                    self.step_losses.append([self.step, round(float(distributed.total(window)) / window_count, 5)])
                     window, window_count = torch.zeros((), device=self.device), 0
             if not count:
                 break
             seconds = time.perf_counter() - began
             self.step_seconds, self.items = self.step_seconds + seconds, self.items + items
-            mean = float(total) / count
+            mean = float(distributed.total(total)) / count
             if not math.isfinite(mean):
                 raise DlxError(f"{self.tag}training diverged in epoch {epoch + 1} (loss {mean}); "
                                f"{self.divergence_hint}")
@@ -289,7 +290,7 @@ class TrainLoop:
                 figures = scores(mean) if scores is not None else {"loss": mean}
                 self.log.on_epoch_end(epoch, figures, speed=items / seconds)
                 reason = end_epoch(epoch, figures) if end_epoch is not None else None
-            if self.budget and self.seconds >= self.budget:  # spent during the evaluation: a resumed run is done
+            if self.budget and distributed.rank_zero_says(self.seconds >= self.budget, self.device):  # a resumed run is done
                 self.stopped = self.budget_spent = True
             self._print_epoch(epoch, figures, describe, items / seconds)
             if reason:
@@ -310,11 +311,23 @@ class TrainLoop:
         progress.note(text)
 
     def _step(self, batch: Batch, loss: Callable[..., Any], before_step: Callable[[float | None], None] | None) -> Any:
-        """One update: the loss under autocast, its (scaled) gradients, clipping, the optimiser's step."""
+        """One update: the loss under autocast, its (scaled) gradients, clipping, the optimiser's step.
+
+        Returns the batch's loss sum over the examples this process saw (detached, float32). With
+        several processes each takes its slice of the batch, weights its mean loss by its share,
+        and the gradients are summed across them (components.distributed)."""
         self.optimizer.zero_grad()
+        inputs, share = batch.inputs, 1.0
+        if self.world > 1:
+            lo, hi = distributed.share(batch.size)
+            empty = hi == lo  # a batch smaller than the world: this rank computes one row, weighted 0
+            inputs = tuple(distributed.shard(value, batch.size, lo, lo + 1 if empty else hi) for value in inputs)
+            share = 0.0 if empty else (hi - lo) / batch.size
         with autocast(self.device, self.dtype):
-            value = loss(*batch.inputs)
-        self.scaler.scale(value).backward()
+            value = loss(*inputs)
+        self.scaler.scale(value * share if self.world > 1 else value).backward()
+        if self.world > 1:
+            distributed.sum_gradients(self.parameters)
         if self.clip:
             self.scaler.unscale_(self.optimizer)
             self.clip_grad(self.parameters, self.clip)
@@ -322,7 +335,7 @@ class TrainLoop:
             before_step(self.rate)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return value
+        return value.detach().float() * (share * batch.size)
 
     def _print_epoch(self, epoch: int, figures: dict[str, float], describe: Callable[[dict], str] | None,
                      speed: float) -> None:
@@ -337,4 +350,4 @@ class TrainLoop:
         seconds = self.seconds
         return {"train_seconds": round(seconds, 2), "samples_per_second": round(self.items / seconds, 1),
                 "parameters": parameter_count(self.tensors), "device": self.device,
-                "precision": self.precision, "epochs_run": self.log.epochs, **extra}
+                "precision": self.precision, "epochs_run": self.log.epochs, "processes": self.world, **extra}

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from components import distributed
 from components.data.corpus import load_corpus
 from components.epoch_log import run_identity
 from components.errors import DlxError
@@ -139,7 +140,7 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
     def end_epoch(epoch: int, figures: dict[str, float]) -> None:
         loop.extra["samples"].append({"epoch": epoch + 1, "samples": char_lm.samples(
             model, vocabulary, params.temperatures, params.sample_length, seed=seed + epoch)})
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and distributed.is_main():
             write_json(checkpoint_dir / SAMPLES_FILE, loop.extra["samples"])
 
     loop.fit(batches, loss, scores, learning_rate=lambda progress: learning_rate(params, progress),
