@@ -99,8 +99,8 @@ def test_checkpoint_of_another_run_is_not_resumed(digits, tmp_path, epochs_run):
 def test_without_checkpoint_dir_every_run_starts_afresh(digits, tmp_path, epochs_run):
     for name in ("m1", "m2"):
         summary = steps.train("mnist-mlp", '{"epochs": 2}', 0, digits, tmp_path / name)
-        assert sorted(summary) == ["backend", "device", "parameters", "precision", "samples_per_second", "seed",
-                                   "train_seconds", "val_accuracy"]
+        assert sorted(summary) == ["backend", "device", "parameters", "precision", "replicas", "samples_per_second",
+                                   "seed", "train_seconds", "val_accuracy"]
     assert [epoch for epoch, _ in epochs_run] == [0, 1, 0, 1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m1", "m2"]
     model_files = sorted(p.name for p in (tmp_path / "m1").iterdir())
