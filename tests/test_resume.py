@@ -108,3 +108,46 @@ def test_without_checkpoint_dir_every_run_starts_afresh(digits, tmp_path, epochs
     history = read_json(tmp_path / "m1" / "history.json")
     assert sorted(history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert {len(values) for values in history.values()} == {2}
+
+
+TORCH_BACKEND_RESUME = """
+import json, os, sys
+from pathlib import Path
+os.environ["KERAS_BACKEND"] = "torch"
+import keras
+from components import steps
+work = Path(sys.argv[1])
+steps.prepare("digits", "", 0, work / "digits")
+job = json.dumps({"epochs": 4, "backend": "torch"})
+steps.train("mnist-mlp", job, 0, work / "digits", work / "straight")
+
+class Interrupted(Exception):
+    pass
+
+fit = keras.Model.fit
+def stop_before_epoch_3(self, *args, callbacks=None, **kwargs):
+    def begin(epoch, logs):
+        if epoch == 2:
+            raise Interrupted()
+    return fit(self, *args, callbacks=[*(callbacks or []), keras.callbacks.LambdaCallback(on_epoch_begin=begin)], **kwargs)
+keras.Model.fit = stop_before_epoch_3
+try:
+    steps.train("mnist-mlp", job, 0, work / "digits", work / "resumed", work / "checkpoints")
+except Interrupted:
+    pass
+keras.Model.fit = fit
+steps.train("mnist-mlp", job, 0, work / "digits", work / "resumed", work / "checkpoints")
+"""
+
+
+def test_the_torch_backend_resumes_exactly_too(tmp_path):
+    """Keras on PyTorch draws dropout from torch's generator: resume must repeat it (own process,
+    since this one runs Keras on TensorFlow)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", TORCH_BACKEND_RESUME, str(tmp_path)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "resuming from the checkpoint after epoch 2" in run.stdout
+    assert read_json(tmp_path / "resumed" / "history.json") == read_json(tmp_path / "straight" / "history.json")
