@@ -157,9 +157,27 @@ def _optimizer(keras: Any, params: KerasParams, total_steps: int) -> Any:
     return keras.optimizers.Adam(rate)
 
 
-def _rows(x: Any, rows: np.ndarray) -> Any:
-    """The examples ``rows`` of the inputs (an array, or a dict of arrays for several inputs)."""
-    return {name: values[rows] for name, values in x.items()} if isinstance(x, dict) else x[rows]
+def _epoch_batches(keras: Any, x: Any, y: np.ndarray, batch_size: int, seed: int) -> Any:
+    """The training examples as a keras PyDataset whose order each epoch is drawn from (seed, epoch):
+    ``set_epoch`` (called as the epoch begins, before fit reads a batch of it) picks the order."""
+
+    class EpochBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.order = np.arange(len(y))
+
+        def __len__(self) -> int:
+            return -(-len(y) // batch_size)
+
+        def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
+            rows = self.order[index * batch_size:(index + 1) * batch_size]
+            inputs = {name: values[rows] for name, values in x.items()} if isinstance(x, dict) else x[rows]
+            return inputs, y[rows]
+
+        def set_epoch(self, epoch: int) -> None:
+            self.order = np.random.default_rng([seed, epoch]).permutation(len(y))
+
+    return EpochBatches()
 
 
 def _seed_epoch(keras: Any, model: Any, seed: int, epoch: int) -> None:
@@ -251,18 +269,17 @@ def fit_and_save(
         speed = len(y_train) / max(log.elapsed[-1] - before, 1e-9)
         print(f"{tag}epoch {epoch + 1}/{params.epochs}: {plain_words(logs)}  {speed:,.0f} examples/s", flush=True)
 
+    batches = _epoch_batches(keras, x_train, y_train, params.batch_size, seed)
+
     def epoch_begin(epoch: int, logs: dict) -> None:
+        batches.set_epoch(epoch)
         _seed_epoch(keras, model, seed, epoch)  # here, once fit has built what its first call builds
         log.on_epoch_begin(epoch, logs)
 
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=epoch_begin, on_epoch_end=epoch_end)]
-    # One fit call per epoch, on the epoch's order drawn from (seed, epoch): Keras's own array
-    # pipeline (fast, unlike a Python generator) with shuffle off, the optimizer's step count and
-    # the learning-rate schedule carrying on from call to call.
-    for epoch in range(checkpoint.restore(model), params.epochs):
-        rows = np.random.default_rng([seed, epoch]).permutation(len(y_train))
-        model.fit(_rows(x_train, rows), y_train[rows], batch_size=params.batch_size, shuffle=False,
-                  validation_data=(x_val, y_val), initial_epoch=epoch, epochs=epoch + 1, verbose=0,
+    start = checkpoint.restore(model)
+    if start < params.epochs:
+        model.fit(batches, validation_data=(x_val, y_val), initial_epoch=start, epochs=params.epochs, verbose=0,
                   callbacks=callbacks)
     if log.first_epoch is None:
         text = f"{label + ': ' if label else ''}the checkpoint in {checkpoint_dir} holds all {params.epochs} epochs; " \
