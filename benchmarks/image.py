@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         same = "yes" if row["equal"] else f"no: {', '.join(row['differences'])}"
         print(f"| {row['topic']} | {row['reference']} | {row['compared_with']} | {row['result']} | {same} |")
-    print(f"merged into {merge_results(args.out, "image", rows, **(figures | {"image": args.image, "image_gb": size}))}")
+    merged = merge_results(args.out, "image", rows, **(figures | {"image": args.image, "image_gb": size}))
+    print(f"merged into {merged}")
     if not all(row["equal"] and row.get("resumed", True) for row in rows):
         raise SystemExit("image-test: a run in the image did not match its reference; see the table")
 

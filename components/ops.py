@@ -7,7 +7,7 @@ No `from __future__ import annotations` here: kfp reads the annotation objects t
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, List
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
@@ -65,11 +65,22 @@ def evaluate(
     Path(interactive.path).write_text(interactive_page(result, Path(evaluation.path)), encoding="utf-8")
 
 
+def choose(topic: str, models: Input[List[Model]], best: Output[Model], trials: Output[Artifact]):
+    from pathlib import Path
+
+    from components import sweep
+    from components.registry import get_topic
+
+    row = sweep.choose(get_topic(topic), [Path(m.path) for m in models], Path(best.path), Path(trials.path))
+    best.metadata.update({"trial": row["trial"], "validation": row["validation"]})
+
+
 @dataclass(frozen=True)
 class Ops:
     prepare: Any
     train: Any
     evaluate: Any
+    choose: Any
 
 
 def make_ops(image: str = DEFAULT_IMAGE) -> Ops:
@@ -77,4 +88,5 @@ def make_ops(image: str = DEFAULT_IMAGE) -> Ops:
     def component(func: Any) -> Any:
         return dsl.component(func, base_image=image, install_kfp_package=False)
 
-    return Ops(prepare=component(prepare), train=component(train), evaluate=component(evaluate))
+    return Ops(prepare=component(prepare), train=component(train), evaluate=component(evaluate),
+               choose=component(choose))

@@ -67,6 +67,11 @@ def _fields(cls: type) -> dict[str, tuple[dataclasses.Field, Any]]:
     return {f.name: (f, hints[f.name]) for f in dataclasses.fields(cls)}
 
 
+def parameter_types(cls: type) -> dict[str, Any]:
+    """Each parameter's type, by name."""
+    return {name: tp for name, (_, tp) in _fields(cls).items()}
+
+
 def _build(cls: type, values: dict[str, Any], what: str) -> Any:
     try:
         return cls(**values)

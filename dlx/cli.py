@@ -10,7 +10,7 @@ from components.distributed import check_parallel
 from components.errors import DlxError
 from components.image import DEFAULT_IMAGE
 from components.registry import Topic, get_topic, topics
-from dlx import cli_aws, cli_generate, cli_kubeflow, cli_list, cli_predict, cli_runs, cli_sagemaker
+from dlx import cli_aws, cli_generate, cli_kubeflow, cli_list, cli_predict, cli_runs, cli_sagemaker, cli_sweep
 from dlx.arguments import (add_champion_arguments, add_job_arguments, add_runs_dir, require_train_extra, resolve_job,
                            runs_root, warn_if_unpublished)
 from dlx.console import open_console
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--gpus", type=int, default=0, help="nvidia.com/gpu limit of the train step (default: 0)")
     comp.set_defaults(func=cmd_compile)
 
-    for target in (cli_runs, cli_kubeflow, cli_sagemaker, cli_aws, cli_predict, cli_generate):
+    for target in (cli_runs, cli_sweep, cli_kubeflow, cli_sagemaker, cli_aws, cli_predict, cli_generate):
         target.register(sub)
     return parser
 

@@ -37,18 +37,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.set_defaults(func=cmd_schedule_create)
 
     listing = actions.add_parser("list", help="recurring runs with their state and cron expression")
-    _connection_arguments(listing)
+    connection_arguments(listing)
     listing.add_argument("--experiment", help="only this experiment's")
     listing.set_defaults(func=cmd_schedule_list)
 
     for action, text in (("enable", "resume"), ("disable", "pause"), ("delete", "remove")):
         change = actions.add_parser(action, help=f"{text} a recurring run")
         change.add_argument("id", help="recurring run id (see `dlx schedule list`)")
-        _connection_arguments(change)
+        connection_arguments(change)
         change.set_defaults(func=cmd_schedule_change)
 
 
-def _connection_arguments(parser: argparse.ArgumentParser) -> None:
+def connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="Kubeflow Pipelines URL, e.g. https://kubeflow.example.com/pipeline "
                                        "(default: $DLX_KFP_HOST, dlx.toml, else kubeconfig)")
     parser.add_argument("--token", help="bearer token (default: $DLX_KFP_TOKEN or dlx.toml)")
@@ -57,14 +57,14 @@ def _connection_arguments(parser: argparse.ArgumentParser) -> None:
 def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     add_job_arguments(parser, "s3://bucket/prefix holding the data set's files (the cluster reads it)")
     add_champion_arguments(parser, "s3:// URI")
-    _connection_arguments(parser)
+    connection_arguments(parser)
     parser.add_argument("--experiment", help=f"experiment, created if missing (default: $DLX_KFP_EXPERIMENT, "
                                              f"dlx.toml, else {DEFAULT_EXPERIMENT})")
     parser.add_argument("--image", help=f"image of every step (default: $DLX_KFP_IMAGE, dlx.toml, else {DEFAULT_IMAGE})")
     parser.add_argument("--gpus", type=int, default=0, help="nvidia.com/gpu for the train step (default: none)")
 
 
-def _connect(args: argparse.Namespace):
+def connect(args: argparse.Namespace):
     from pipelines.submit import Kubeflow
 
     settings = load_settings()
@@ -87,7 +87,7 @@ def _run_arguments(args: argparse.Namespace) -> tuple[Topic, str, dict]:
 
 def cmd_submit(args: argparse.Namespace) -> None:
     topic, dataset, arguments = _run_arguments(args)
-    kubeflow, settings = _connect(args)
+    kubeflow, settings = connect(args)
     experiment = args.experiment or settings.kfp_experiment or DEFAULT_EXPERIMENT
     run_name = f"dlx-{topic.name}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_id = kubeflow.submit(topic, arguments, experiment=experiment, run_name=run_name, image=args.image, gpus=args.gpus)
@@ -109,7 +109,7 @@ def cmd_schedule_create(args: argparse.Namespace) -> None:
     cron = check_cron(args.cron)
     if args.max_concurrency < 1:
         raise DlxError(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
-    kubeflow, settings = _connect(args)
+    kubeflow, settings = connect(args)
     experiment = args.experiment or settings.kfp_experiment or DEFAULT_EXPERIMENT
     name = args.name or f"dlx-{topic.name}-{dataset}"
     recurring_id = kubeflow.schedule(topic, arguments, experiment=experiment, name=name, cron=cron,
@@ -123,7 +123,7 @@ def cmd_schedule_create(args: argparse.Namespace) -> None:
 def cmd_schedule_list(args: argparse.Namespace) -> None:
     from pipelines.runs import format_table
 
-    kubeflow, _ = _connect(args)
+    kubeflow, _ = connect(args)
     schedules = kubeflow.schedules(args.experiment)
     if not schedules:
         print(f"no recurring runs {kubeflow.where}; create one with `dlx schedule create TOPIC --cron ...`")
@@ -133,6 +133,6 @@ def cmd_schedule_list(args: argparse.Namespace) -> None:
 
 
 def cmd_schedule_change(args: argparse.Namespace) -> None:
-    kubeflow, _ = _connect(args)
+    kubeflow, _ = connect(args)
     kubeflow.change(args.action, args.id)
     print(f"{args.action}d recurring run {args.id}")

@@ -8,12 +8,18 @@ from kfp import compiler
 from components.image import DEFAULT_IMAGE
 from components.registry import Topic
 from pipelines.build import build_pipeline
+from pipelines.sweep import build_sweep
 
 
-def compile_topic(topic: Topic, out_dir: Path, image: str = DEFAULT_IMAGE, gpus: int = 0) -> Path:
+def compile_topic(topic: Topic, out_dir: Path, image: str = DEFAULT_IMAGE, gpus: int = 0,
+                  sweep_parallel: int | None = None) -> Path:
+    """The topic's pipeline as dlx-TOPIC.yaml, or with ``sweep_parallel`` its sweep (dlx-sweep-TOPIC.yaml)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"dlx-{topic.name}.yaml"
+    if sweep_parallel is None:
+        path, pipeline = out_dir / f"dlx-{topic.name}.yaml", build_pipeline(topic, image, gpus)
+    else:
+        path, pipeline = out_dir / f"dlx-sweep-{topic.name}.yaml", build_sweep(topic, sweep_parallel, image)
     tmp = path.with_name(f".{path.stem}.partial.yaml")  # kfp insists on the .yaml suffix
-    compiler.Compiler().compile(build_pipeline(topic, image, gpus), str(tmp))
+    compiler.Compiler().compile(pipeline, str(tmp))
     tmp.replace(path)
     return path

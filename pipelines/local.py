@@ -35,6 +35,7 @@ from components.registry import Topic
 from components.report import write_report
 from pipelines import docker_runner
 from pipelines.build import build_pipeline
+from pipelines.sweep import build_sweep
 from pipelines.runs import write_index
 
 Event = dict[str, Any]
@@ -150,11 +151,13 @@ def new_run_dir(root: Path, topic: Topic) -> Path:
 
 def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.0, verbose: bool = False,
               on_event: Callable[[Event], None] = lambda event: None, image: str | None = None,
-              processes: int = 1) -> dict:
+              processes: int = 1, trials: list[str] | None = None, parallel: int = 1) -> dict:
     """Run prepare → train → evaluate locally; returns metrics.json's content.
 
     Each step is a subprocess of this environment, or with ``image`` a container of that image
-    (pipelines.docker_runner); with ``processes`` > 1 the train step runs that many under torchrun."""
+    (pipelines.docker_runner); with ``processes`` > 1 the train step runs that many under torchrun.
+    With ``trials`` (each trial's params_json) it runs the sweep pipeline instead (pipelines.sweep),
+    ``parallel`` trials at a time, and the run is the chosen trial's."""
     from kfp import local
 
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -186,6 +189,9 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
                    raise_on_error=True)
         pipeline = build_pipeline(job.topic)
     arguments = {**job.arguments(), "champion": champion, "margin": margin}
+    if trials is not None:
+        pipeline = build_sweep(job.topic, parallel)
+        arguments = {key: value for key, value in job.arguments().items() if key != "params_json"} | {"trials": trials}
     started = time.perf_counter()
     root = logging.getLogger()
     with open(log_path, "w", encoding="utf-8") as log:

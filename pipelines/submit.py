@@ -88,9 +88,11 @@ class Kubeflow:
         """The UI page of a run (kind "runs") or recurring run ("recurringrun"), when the host is known."""
         return f"{self.host}/#/{kind}/details/{resource_id}" if self.host else None
 
-    def submit(self, topic: Topic, arguments: dict, *, experiment: str, run_name: str, image: str, gpus: int) -> str:
-        """Start one run in ``experiment`` (created if missing); returns the run id."""
-        with _package(topic, image, gpus) as package, self._calls():
+    def submit(self, topic: Topic, arguments: dict, *, experiment: str, run_name: str, image: str, gpus: int,
+               sweep_parallel: int | None = None) -> str:
+        """Start one run in ``experiment`` (created if missing); returns the run id. With
+        ``sweep_parallel`` the run is the topic's sweep pipeline (pipelines.sweep)."""
+        with _package(topic, image, gpus, sweep_parallel) as package, self._calls():
             result = self.client.create_run_from_pipeline_package(
                 package, arguments=arguments, run_name=run_name, experiment_name=experiment)
         return result.run_id
@@ -190,10 +192,10 @@ class Kubeflow:
 
 
 @contextlib.contextmanager
-def _package(topic: Topic, image: str, gpus: int) -> Iterator[str]:
-    """The topic's pipeline compiled to a temporary YAML file."""
+def _package(topic: Topic, image: str, gpus: int, sweep_parallel: int | None = None) -> Iterator[str]:
+    """The topic's pipeline (or its sweep) compiled to a temporary YAML file."""
     with tempfile.TemporaryDirectory(prefix="dlx-kfp-") as tmp:
-        yield str(compile_topic(topic, Path(tmp), image, gpus))
+        yield str(compile_topic(topic, Path(tmp), image, gpus, sweep_parallel))
 
 
 def _schedule(run: Any) -> Schedule:

@@ -1,0 +1,115 @@
+"""`dlx sweep TOPIC --param NAME=V1,V2 --param NAME=LO:HI[:log] …`: a hyperparameter search as one
+pipeline (pipelines.sweep), chosen on validation, tested once: locally through kfp.local, or with
+--host as one run on a Kubeflow Pipelines server."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from components.errors import DlxError
+from dlx.arguments import add_runs_dir, require_train_extra, runs_root
+from dlx.console import open_console
+
+if TYPE_CHECKING:
+    from components.job import Job
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from components import sweep
+    from components.evaluate import verdict
+    from components.files import read_json, write_json
+    from components.job import Job
+    from pipelines.local import run_local
+
+    axes = [sweep.parse_axis(text) for text in args.param]
+    job = Job.create(args.topic, args.dataset, options=args.dataset_option, params=args.fixed, seed=args.seed,
+                     data_dir=args.data_dir or "")
+    if args.parallel < 1:
+        raise DlxError(f"--parallel {args.parallel}: at least 1 trial must train at a time")
+    chosen = sweep.trials(job.topic, job.dataset, axes, args.strategy, args.trials, args.seed, args.fixed)
+    trials = [json.dumps(trial["params"]) for trial in chosen]
+    if args.host:
+        _submit(args, job, trials)
+        return
+    require_train_extra("sweep")
+    root = runs_root(args)
+    run_dir = Path(args.out) if args.out else _sweep_dir(root, job.topic.name)
+    print(f"dlx sweep {job.topic.name} on {job.dataset}: {len(chosen)} trials ({args.strategy}), {args.parallel} at a "
+          f"time, chosen on validation {job.topic.main_metric} -> {run_dir}", flush=True)
+    with open_console() as console:
+        metrics = run_local(job, run_dir=run_dir, on_event=console.handle, verbose=args.verbose,
+                            trials=trials, parallel=args.parallel)
+    table = read_json(run_dir / "choose" / "trials" / sweep.TABLE)
+    metrics["sweep"] = {"strategy": args.strategy, "trials": len(chosen), "metric": table["metric"],
+                        "best_trial": table["best"], "swept": table["swept"]}
+    write_json(run_dir / "metrics.json", metrics)
+    print("\n".join(["", *sweep.table_lines(table)]))
+    best = table["trials"][table["best"]]
+    shown = ", ".join(f"{name}={best['params'][name]}" for name in table["swept"])
+    print(f"\nbest trial {table['best']} ({shown}): {table['metric']} {best['validation']:.4f}")
+    print(f"  verdict   {verdict(metrics, job.topic.for_dataset(job.dataset))}")
+    print(f"  outputs   {run_dir}/  (choose/trials/trials.json, choose/trials/sweep.png, report.html, metrics.json)")
+
+
+def _submit(args: argparse.Namespace, job: Job, trials: list[str]) -> None:
+    """The same sweep pipeline as one run on a Kubeflow Pipelines server."""
+    from components.image import DEFAULT_IMAGE
+    from dlx.arguments import warn_if_unpublished
+    from dlx.cli_kubeflow import DEFAULT_EXPERIMENT, connect
+
+    if job.data_dir and "://" not in job.data_dir:
+        raise DlxError(f"--data-dir {job.data_dir} is a path on this machine, which the cluster's steps cannot see; "
+                       "upload it and pass an s3:// URI")
+    kubeflow, settings = connect(args)
+    image = args.image or settings.kfp_image or DEFAULT_IMAGE
+    warn_if_unpublished(image)
+    experiment = args.experiment or settings.kfp_experiment or DEFAULT_EXPERIMENT
+    arguments = {key: value for key, value in job.arguments().items() if key != "params_json"} | {"trials": trials}
+    run_id = kubeflow.submit(job.topic, arguments, experiment=experiment, image=image, gpus=0,
+                             run_name=f"dlx-sweep-{job.topic.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                             sweep_parallel=args.parallel)
+    print(f"submitted the sweep of {job.topic.name} ({len(trials)} trials, {args.parallel} at a time) to experiment "
+          f"{experiment}: run {run_id}", flush=True)
+    link = kubeflow.link("runs", run_id)
+    if link:
+        print(f"  {link}", flush=True)
+
+
+def _sweep_dir(root: Path, topic: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate, n = root / f"sweep-{topic}-{stamp}", 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"sweep-{topic}-{stamp}-{n}"
+    return candidate
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `dlx sweep` to the `dlx` parser."""
+    from components.sweep import STRATEGIES
+    from dlx.cli_kubeflow import connection_arguments
+
+    sweep = sub.add_parser("sweep", help="search hyperparameters locally: train each trial, choose on validation")
+    sweep.add_argument("topic", help="topic id (see `dlx list`)")
+    sweep.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2|NAME=LO:HI[:log]",
+                       help="a swept parameter: values to try, or a range (repeatable)")
+    sweep.add_argument("--fix", dest="fixed", action="append", default=[], metavar="NAME=VALUE",
+                       help="a parameter held fixed for every trial (repeatable)")
+    sweep.add_argument("--trials", type=int, default=3,
+                       help="random: trials to draw; grid: points per range (default: 3)")
+    sweep.add_argument("--strategy", choices=STRATEGIES, default="grid", help="grid (default) or random")
+    sweep.add_argument("--parallel", type=int, default=1, help="trials training at once (default: 1)")
+    sweep.add_argument("--dataset", help="data set name (default: the topic's offline one)")
+    sweep.add_argument("--dataset-option", action="append", default=[], metavar="NAME=VALUE")
+    sweep.add_argument("--data-dir", help="folder or s3:// prefix holding the data set's files")
+    sweep.add_argument("--seed", type=int, default=0, help="seed of every trial and of the random draws")
+    sweep.add_argument("--out", help="sweep directory (default: RUNS_DIR/sweep-<topic>-<timestamp>)")
+    add_runs_dir(sweep, "where runs go")
+    sweep.add_argument("-v", "--verbose", action="store_true", help="show kfp's full executor output")
+    connection_arguments(sweep)
+    sweep.add_argument("--experiment", help="with --host: the experiment, created if missing")
+    sweep.add_argument("--image", help="with --host: the image of every step")
+    sweep.set_defaults(func=cmd_sweep)
