@@ -7,6 +7,10 @@ CHECKPOINT_ENV = "DLX_CHECKPOINT_DIR"
 """Where the image's training entrypoint keeps its checkpoints when not in /opt/ml/checkpoints
 (SageMaker's local mode has no checkpoint sync, so dlx mounts a folder as a channel and names it here)."""
 
+METRIC_REGEX = r"dlx-metric {name}=([-+0-9.eE]+)"
+"""How a job's log carries a figure (the entrypoint prints ``dlx-metric NAME=VALUE``): the regular
+expression of a SageMaker metric definition, with the metric's name put in."""
+
 
 def unpublished_warning(image: str) -> str | None:
     """A one-line warning when ``image`` is the default name, which no registry serves: a cluster or a

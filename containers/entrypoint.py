@@ -28,12 +28,15 @@ from components.evaluate import verdict
 from components.files import atomic_dir, write_json
 from components.image import CHECKPOINT_ENV
 from components.job import ARGUMENTS, Job
+from components.params import parameter_types, parse_value, type_name
 from components.registry import Topic, get_topic
 
 ROOT_ENV = "DLX_SM_ROOT"
 DEFAULT_ROOT = "/opt/ml"
 CHANNEL = "data"
 """The input channel holding a data set's files (absent for bundled data sets)."""
+SAGEMAKER_PREFIXES = ("_tuning", "sagemaker_")
+"""Hyperparameters SageMaker adds itself (the tuning objective, framework settings)."""
 PORT_ENV = "DLX_MASTER_PORT"
 """The rendezvous port on the first host (default 29500, torchrun's)."""
 HYPERPARAMETERS = ("topic", *(name for name in ARGUMENTS if name != "data_dir"))
@@ -111,7 +114,11 @@ def _gpus() -> int:
 
 
 def read_job(layout: Layout) -> Job:
-    """The job's hyperparameters (components.job's arguments, every value a string), checked before any work."""
+    """The job's hyperparameters (components.job's arguments, every value a string), checked before any work.
+
+    A topic parameter may also come as a hyperparameter of its own (``learning_rate`` = ``"0.01"``,
+    as a tuning job sets them), over params_json; keys SageMaker itself adds (``_tuning_*``,
+    ``sagemaker_*``) are ignored."""
     path = layout.hyperparameters
     try:
         values = json.loads(path.read_text())
@@ -121,13 +128,39 @@ def read_job(layout: Layout) -> Job:
         raise DlxError(f"{path} is not valid JSON ({exc})") from None
     if not isinstance(values, dict):
         raise DlxError(f"{path} must hold a JSON object of hyperparameters, like {{\"topic\": \"mnist-mlp\"}}")
-    unknown = sorted(set(values) - set(HYPERPARAMETERS))
-    if unknown:
-        raise DlxError(f"unknown hyperparameter(s) {', '.join(unknown)}; valid: {', '.join(HYPERPARAMETERS)}")
     if "topic" not in values:
         raise DlxError("hyperparameter topic is missing; set it to a topic id (see `dlx list`)")
-    dataset = get_topic(values["topic"]).check_dataset(values.get("dataset") or None)
+    topic = get_topic(values["topic"])
+    types = parameter_types(topic.params)
+    values = {k: v for k, v in values.items() if not k.startswith(SAGEMAKER_PREFIXES)}
+    unknown = sorted(set(values) - set(HYPERPARAMETERS) - set(types))
+    if unknown:
+        raise DlxError(f"unknown hyperparameter(s) {', '.join(unknown)}; valid: {', '.join(HYPERPARAMETERS)}, "
+                       f"or a parameter of {topic.name}: {', '.join(types)}")
+    by_name = {name: values.pop(name) for name in list(values) if name in types}
+    if by_name:
+        params = {**_json_dict(values.get("params_json")), **{
+            name: _typed(topic.name, name, str(text), types[name]) for name, text in by_name.items()}}
+        values["params_json"] = json.dumps(params)
+    dataset = topic.check_dataset(values.get("dataset") or None)
     return Job.from_arguments(values["topic"], {**values, "data_dir": _data_dir(layout, dataset)}, "hyperparameter")
+
+
+def _json_dict(text: str | None) -> dict:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError as exc:
+        raise DlxError(f"hyperparameter params_json is not JSON ({exc})") from None
+    return value if isinstance(value, dict) else {}
+
+
+def _typed(topic: str, name: str, text: str, tp: object) -> object:
+    """A hyperparameter's string as the JSON value params_json holds for that parameter."""
+    try:
+        value = parse_value(text, tp)
+    except ValueError as exc:
+        raise DlxError(f"bad value '{text}' for hyperparameter {name} ({type_name(tp)}) of {topic}: {exc}") from None
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _data_dir(layout: Layout, dataset: str) -> str:
@@ -178,6 +211,11 @@ def run(layout: Layout) -> dict:
         _step(2, f"train {job.topic.name} (seed {job.seed}, checkpoints in {layout.checkpoints})")
         steps.train(job.topic.name, arguments["params_json"], job.seed, dataset_dir, model_dir,
                     layout.checkpoints)
+        main = job.topic.for_dataset(job.dataset).main_metric
+        history = model_dir / "history.json"
+        figures = json.loads(history.read_text()) if history.is_file() else {}
+        if f"val_{main}" in figures:
+            _metric_line(f"val_{main}", figures[f"val_{main}"][-1])
         if host:  # another host holds the model; this one's work is done
             print(f"dlx: host {host} finished its share of training; the first host evaluates", flush=True)
             return {}
@@ -185,9 +223,17 @@ def run(layout: Layout) -> dict:
         with atomic_dir(layout.model / "evaluation") as evaluation:
             metrics = steps.evaluate(job.topic.name, dataset_dir, model_dir, evaluation)
         print(f"evaluated in {time.perf_counter() - since:.1f} s", flush=True)
+        _metric_line(f"test_{main}", metrics["test"][main])
     metrics["wall_seconds"] = round(time.perf_counter() - started, 2)
     write_json(layout.model / "metrics.json", metrics)
     return metrics
+
+
+def _metric_line(name: str, value: float) -> None:
+    """``dlx-metric NAME=VALUE``: what the jobs' metric definitions read from the log
+    (components.image.METRIC_REGEX),
+    the tuning objective among them; one form for every topic, whatever its epoch lines say."""
+    print(f"dlx-metric {name}={value:.6g}", flush=True)
 
 
 def summary(topic: Topic, metrics: dict) -> str:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from components.distributed import check_parallel
 from components.errors import DlxError
 from components.files import atomic_dir
+from components.image import METRIC_REGEX
 from infra.aws import aws_errors
 
 if TYPE_CHECKING:
@@ -166,7 +167,15 @@ def build_request(spec: JobSpec, session: Any, name: str, data_uri: str | None) 
                        "fix its permissions and trust policy, or create one with `dlx aws bootstrap`") from None
     request = trainer._create_training_job_args(boto3=True)
     request["TrainingJobName"] = name
+    request["AlgorithmSpecification"]["MetricDefinitions"] = metric_definitions(spec)
     return request
+
+
+def metric_definitions(spec: JobSpec) -> list[dict]:
+    """The validation and test figures of the topic's main metric, as the entrypoint prints them:
+    shown in the job's console page and CloudWatch, and what a tuning job can optimise."""
+    main = spec.job.topic.for_dataset(spec.job.dataset).main_metric
+    return [{"Name": name, "Regex": METRIC_REGEX.format(name=name)} for name in (f"val_{main}", f"test_{main}")]
 
 
 def describe(session: Any, name: str) -> dict:

@@ -61,8 +61,9 @@ def test_mnist_comes_from_the_data_channel(ml_root, fake_mnist):
 
 @pytest.mark.parametrize("values, reason", [
     ({"topic": "mnist-mlpp"}, "unknown topic 'mnist-mlpp'"),
-    ({"topic": "mnist-mlp", "epochs": "3"},
-     "unknown hyperparameter(s) epochs; valid: topic, dataset, dataset_options, params_json, seed"),
+    ({"topic": "mnist-mlp", "epochz": "3"},
+     "unknown hyperparameter(s) epochz; valid: topic, dataset, dataset_options, params_json, seed, or a parameter "
+     "of mnist-mlp: "),
     ({"topic": "mnist-mlp", "params_json": '{"epochs": "two"}'}, "bad value 'two' for parameter epochs (int)"),
     ({"topic": "mnist-mlp", "params_json": '{"epochs": 0}'}, "epochs and batch_size must be at least 1"),
     ({"topic": "mnist-mlp", "params_json": '{"layers": 3}'}, "unknown parameter 'layers' for mnist-mlp"),
@@ -113,3 +114,32 @@ def test_unwritable_model_dir_fails_before_training(ml_root, monkeypatch):
 def test_anything_but_train_is_a_usage_error(ml_root, capsys):
     assert entrypoint.main(["serve"]) == 2
     assert "usage: python -m containers.entrypoint train" in capsys.readouterr().err
+
+
+def test_parameters_may_come_by_name_and_the_keys_sagemaker_adds_are_ignored(ml_root, capsys):
+    import re
+
+    from components.image import METRIC_REGEX
+
+    hyperparameters(ml_root, topic="mnist-mlp", dataset="digits", params_json='{"epochs": 3, "dropout": 0.1}',
+                    epochs="2", learning_rate="0.002", hidden_units="64,32",
+                    _tuning_objective_metric="val_accuracy", sagemaker_program="ignored")
+    assert entrypoint.main(["train"]) == 0
+    params = read_json(ml_root / "model" / "metrics.json")["params"]
+    assert (params["epochs"], params["learning_rate"], params["hidden_units"], params["dropout"]) == (2, 0.002, [64, 32], 0.1)
+    out = capsys.readouterr().out
+    history = read_json(ml_root / "model" / "model" / "history.json")
+    (val,) = re.findall(METRIC_REGEX.format(name="val_accuracy"), out)
+    assert float(val) == pytest.approx(history["val_accuracy"][-1], rel=1e-5)
+    (test,) = re.findall(METRIC_REGEX.format(name="test_accuracy"), out)
+    assert float(test) == pytest.approx(read_json(ml_root / "model" / "metrics.json")["test"]["accuracy"], rel=1e-5)
+
+
+def test_a_bad_parameter_by_name_is_one_line(ml_root, capsys):
+    hyperparameters(ml_root, topic="mnist-mlp", learning_rate="fast")
+    assert entrypoint.main(["train"]) == 2
+    assert "bad value 'fast' for hyperparameter learning_rate (float) of mnist-mlp" in capsys.readouterr().err
+    hyperparameters(ml_root, topic="mnist-mlp", learning_rat="0.1")
+    assert entrypoint.main(["train"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown hyperparameter(s) learning_rat" in err and "or a parameter of mnist-mlp: " in err

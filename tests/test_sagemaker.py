@@ -109,6 +109,9 @@ def test_train_sends_the_request_the_entrypoint_and_spot_resume_need(calls, fake
     assert request["Tags"] == [{"Key": "project", "Value": "dlx"}, {"Key": "dlx:topic", "Value": "mnist-cnn"},
                                {"Key": "dlx:dataset", "Value": "mnist"}]
     assert request["AlgorithmSpecification"]["TrainingImage"] == IMAGE and request["RoleArn"] == ROLE
+    assert request["AlgorithmSpecification"]["MetricDefinitions"] == [
+        {"Name": "val_accuracy", "Regex": r"dlx-metric val_accuracy=([-+0-9.eE]+)"},
+        {"Name": "test_accuracy", "Regex": r"dlx-metric test_accuracy=([-+0-9.eE]+)"}]
     assert request["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/dlx/output/"
     assert "Environment" not in request
     assert moto_job(name).input_data_config[0]["DataSource"]["S3DataSource"]["S3Uri"] == uri
