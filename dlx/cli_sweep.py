@@ -22,7 +22,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from components.evaluate import verdict
     from components.files import read_json, write_json
     from components.job import Job
-    from pipelines.local import run_local
+    from pipelines.local import new_run_dir, run_local
 
     axes = [sweep.parse_axis(text) for text in args.param]
     job = Job.create(args.topic, args.dataset, options=args.dataset_option, params=args.fixed, seed=args.seed,
@@ -36,7 +36,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         return
     require_train_extra("sweep")
     root = runs_root(args)
-    run_dir = Path(args.out) if args.out else _sweep_dir(root, job.topic.name)
+    run_dir = Path(args.out) if args.out else new_run_dir(root, job.topic, prefix="sweep-")
     print(f"dlx sweep {job.topic.name} on {job.dataset}: {len(chosen)} trials ({args.strategy}), {args.parallel} at a "
           f"time, chosen on validation {job.topic.main_metric} -> {run_dir}", flush=True)
     with open_console() as console:
@@ -76,15 +76,6 @@ def _submit(args: argparse.Namespace, job: Job, trials: list[str]) -> None:
     link = kubeflow.link("runs", run_id)
     if link:
         print(f"  {link}", flush=True)
-
-
-def _sweep_dir(root: Path, topic: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate, n = root / f"sweep-{topic}-{stamp}", 1
-    while candidate.exists():
-        n += 1
-        candidate = root / f"sweep-{topic}-{stamp}-{n}"
-    return candidate
 
 
 def register(sub: argparse._SubParsersAction) -> None:

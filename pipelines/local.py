@@ -140,12 +140,13 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def new_run_dir(root: Path, topic: Topic) -> Path:
+def new_run_dir(root: Path, topic: Topic, prefix: str = "") -> Path:
+    """A fresh ``[prefix]TOPIC-<time>`` under the runs root (a suffix when that one is taken)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate, n = root / f"{topic.name}-{stamp}", 1
+    candidate, n = root / f"{prefix}{topic.name}-{stamp}", 1
     while candidate.exists() or candidate.with_name(f".{candidate.name}.partial").exists():
         n += 1
-        candidate = root / f"{topic.name}-{stamp}-{n}"
+        candidate = root / f"{prefix}{topic.name}-{stamp}-{n}"
     return candidate
 
 
