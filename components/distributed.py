@@ -61,7 +61,7 @@ def check_parallel(topic: str, framework: str) -> None:
     """Several training processes are for the PyTorch topics; anything else is refused in one line."""
     if framework != "pytorch":
         raise DlxError(f"{topic} is a {framework} topic and trains in one process; data-parallel training "
-                       "(--nproc, --instance-count > 1, Kubeflow's --gpus > 1) is for the PyTorch topics "
+                       "(--nproc, --instance-count > 1, Kubeflow's --gpus > 1 and --nodes) is for the PyTorch topics "
                        "(pytorch-gd, cf-gd, cf-regularized, rnn, text-gen)")
 
 

@@ -1,10 +1,11 @@
 """One job description: what a run trains, whoever runs it.
 
 The CLI builds a Job from its flags (``Job.create``); the local runner and the Kubeflow submitter
-pass its ``arguments()`` to the pipeline, one entry per pipeline parameter; the SageMaker launcher
-sends the same entries as the training job's hyperparameters; the container entrypoint reads them
-back (``Job.from_arguments``), and each pipeline step parses its share of them with the same
-functions. Every way in checks the whole job before any work starts.
+pass its ``arguments()`` to the pipeline, one entry per pipeline parameter (the job's fields and
+every topic parameter by its own name, so a run form shows each with its type); the SageMaker
+launcher sends the same entries as the training job's hyperparameters; the container entrypoint
+reads them back (``Job.from_arguments``), and each pipeline step parses its share of them with
+the same functions. Every way in checks the whole job before any work starts.
 """
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from typing import Any
 
 from components.data import get_dataset, parse_options
 from components.errors import DlxError
-from components.params import from_dict, split_pair, to_dict
+from components.params import from_dict, from_values, parameter_types, split_pair, to_dict
 from components.registry import Topic, get_topic
 
-ARGUMENTS = ("dataset", "dataset_options", "data_dir", "params_json", "seed")
-"""The job's fields as the pipeline's parameters (the topic is the pipeline itself)."""
+ARGUMENTS = ("dataset", "dataset_options", "data_dir", "seed")
+"""The job's fields as the pipeline's parameters (the topic is the pipeline itself); the topic's
+parameters come beside them, each by its name."""
 MAX_SEED = 2**32 - 1
 
 
@@ -50,19 +52,34 @@ class Job:
         return cls(spec, name, spec.params_for(name, params), chosen, seed, data_dir)
 
     @classmethod
-    def from_arguments(cls, topic: str, values: Mapping[str, Any], what: str = "argument") -> Job:
-        """The job from its ``arguments()`` (values may be strings, as SageMaker passes them);
-        ``what`` names the entries in errors ("hyperparameter")."""
+    def from_arguments(cls, topic: str, values: Mapping[str, Any], what: str = "argument",
+                       data_dir: str | None = None) -> Job:
+        """The job from its ``arguments()`` (values may be strings, as SageMaker passes them); a
+        parameter left out keeps the data set's default. ``what`` names the entries in errors
+        ("hyperparameter"); ``data_dir``, when given, is where the data is and not an entry."""
         spec = get_topic(topic)
+        names = parameter_types(spec.params)
+        fields = [name for name in ARGUMENTS if data_dir is None or name != "data_dir"]
+        unknown = sorted(set(values) - set(fields) - set(names))
+        if unknown:
+            raise DlxError(f"unknown {what}(s) {', '.join(unknown)} for {spec.name}; valid: {', '.join(fields)}, "
+                           f"or a parameter: {', '.join(names)}")
         name = spec.check_dataset(values.get("dataset") or None)
         options = parse_options_json(name, values.get("dataset_options", "{}"), what)
-        params = parse_params_json(spec, values.get("params_json", "{}"), what)
-        return cls(spec, name, params, options, parse_seed(values.get("seed", 0), what), str(values.get("data_dir", "")))
+        given = {key: value for key, value in values.items() if key in names}
+        params = from_values(spec.params, spec.params_for(name), given, spec.name)
+        location = str(values.get("data_dir", "")) if data_dir is None else data_dir
+        return cls(spec, name, params, options, parse_seed(values.get("seed", 0), what), location)
 
-    def arguments(self) -> dict[str, Any]:
-        """The pipeline's parameters, named as ``ARGUMENTS``."""
-        return {"dataset": self.dataset, "dataset_options": json.dumps(self.dataset_options),
-                "data_dir": self.data_dir, "params_json": json.dumps(to_dict(self.params)), "seed": self.seed}
+    def arguments(self, params: bool = True) -> dict[str, Any]:
+        """The pipeline's parameters: ``ARGUMENTS`` and (unless ``params`` is false) every topic parameter."""
+        fields = {"dataset": self.dataset, "dataset_options": json.dumps(self.dataset_options),
+                  "data_dir": self.data_dir, "seed": self.seed}
+        return {**fields, **to_dict(self.params)} if params else fields
+
+    def params_json(self) -> str:
+        """Every parameter as one JSON object, as the train step takes them."""
+        return json.dumps(to_dict(self.params))
 
 
 def _json_object(name: str, text: Any, example: str, what: str) -> dict:

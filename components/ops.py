@@ -30,6 +30,18 @@ def train(topic: str, params_json: str, seed: int, dataset: Input[Dataset], mode
     model.metadata.update(summary)
 
 
+def train_nodes(topic: str, params_json: str, seed: int, nodes: int, gpus: int, image: str, cpu: str, memory: str,
+                dataset: Input[Dataset], model: Output[Model]):
+    from pathlib import Path
+
+    from components import trainjob
+
+    summary = trainjob.run(image=image, topic=topic, params_json=params_json, seed=seed, nodes=nodes, gpus=gpus,
+                           dataset_uri=dataset.uri, model_uri=model.uri, model_dir=Path(model.path), cpu=cpu,
+                           memory=memory)
+    model.metadata.update(summary)
+
+
 def evaluate(
     topic: str,
     dataset: Input[Dataset],
@@ -79,14 +91,15 @@ def choose(topic: str, models: Input[List[Model]], best: Output[Model], trials: 
 class Ops:
     prepare: Any
     train: Any
+    train_nodes: Any
     evaluate: Any
     choose: Any
 
 
 def make_ops(image: str = DEFAULT_IMAGE) -> Ops:
-    """The three components on ``image``; kfp itself ships in the image, so no pip at start-up."""
+    """The components on ``image``; kfp itself ships in the image, so no pip at start-up."""
     def component(func: Any) -> Any:
         return dsl.component(func, base_image=image, install_kfp_package=False)
 
-    return Ops(prepare=component(prepare), train=component(train), evaluate=component(evaluate),
-               choose=component(choose))
+    return Ops(prepare=component(prepare), train=component(train), train_nodes=component(train_nodes),
+               evaluate=component(evaluate), choose=component(choose))

@@ -102,6 +102,31 @@ def split_pair(item: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+def format_value(value: Any) -> str:
+    """A parameter's value as the command-line string ``parse_value`` reads back."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(format_value, value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def from_values(cls: type, base: Any, values: Mapping[str, Any], what: str) -> Any:
+    """``base`` with some parameters replaced by name; each value is a command-line string (as
+    SageMaker passes hyperparameters) or a JSON value (as a pipeline argument)."""
+    types = parameter_types(cls)
+    given = {}
+    for name, value in values.items():
+        if isinstance(value, str) and name in types:
+            try:
+                value = parse_value(value, types[name])
+            except ValueError as exc:
+                raise DlxError(f"bad value '{value}' for parameter {name} ({type_name(types[name])}) of {what}: "
+                               f"{exc}") from None
+        given[name] = list(value) if isinstance(value, tuple) else value
+    return from_dict(cls, {**to_dict(base), **given}, what)
+
+
 def to_dict(params: Any) -> dict[str, Any]:
     """JSON-ready values (tuples become lists)."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(params).items()}
@@ -134,6 +159,8 @@ def _from_json(value: Any, tp: Any) -> Any:
         if not isinstance(value, (list, tuple)) or not value:
             raise ValueError("expected a non-empty list")
         return tuple(_from_json(item, typing.get_args(tp)[0]) for item in value)
+    if tp is int and isinstance(value, float) and value.is_integer():
+        return int(value)  # a pipeline's JSON numbers lose the difference (protobuf has one number type)
     accepted = (int, float) if tp is float else (tp,)
     if not isinstance(value, accepted) or (isinstance(value, bool) and tp is not bool):
         raise ValueError(f"expected {tp.__name__}")
@@ -146,8 +173,7 @@ def describe(cls: type) -> list[tuple[str, str, str, str]]:
     rows = []
     for name, (f, tp) in _fields(cls).items():
         value = getattr(defaults, name)
-        shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-        rows.append((name, type_name(tp), shown, f.metadata.get("help", "")))
+        rows.append((name, type_name(tp), format_value(value), f.metadata.get("help", "")))
     return rows
 
 

@@ -28,7 +28,6 @@ from components.evaluate import verdict
 from components.files import atomic_dir, write_json
 from components.image import CHECKPOINT_ENV
 from components.job import ARGUMENTS, Job
-from components.params import parameter_types, parse_value, type_name
 from components.registry import Topic, get_topic
 
 ROOT_ENV = "DLX_SM_ROOT"
@@ -40,7 +39,8 @@ SAGEMAKER_PREFIXES = ("_tuning", "sagemaker_")
 PORT_ENV = "DLX_MASTER_PORT"
 """The rendezvous port on the first host (default 29500, torchrun's)."""
 HYPERPARAMETERS = ("topic", *(name for name in ARGUMENTS if name != "data_dir"))
-"""The topic and the job's arguments; the data comes in the data channel."""
+"""The topic and the job's fields (the data comes in the data channel); the topic's parameters
+come beside them, each by its name."""
 
 
 @dataclass(frozen=True)
@@ -116,9 +116,9 @@ def _gpus() -> int:
 def read_job(layout: Layout) -> Job:
     """The job's hyperparameters (components.job's arguments, every value a string), checked before any work.
 
-    A topic parameter may also come as a hyperparameter of its own (``learning_rate`` = ``"0.01"``,
-    as a tuning job sets them), over params_json; keys SageMaker itself adds (``_tuning_*``,
-    ``sagemaker_*``) are ignored."""
+    The topic's parameters come by name (``learning_rate`` = ``"0.01"``); one left out keeps its
+    default (a tuning job sends the fixed ones and its own choices); keys SageMaker itself adds
+    (``_tuning_*``, ``sagemaker_*``) are ignored."""
     path = layout.hyperparameters
     try:
         values = json.loads(path.read_text())
@@ -128,39 +128,12 @@ def read_job(layout: Layout) -> Job:
         raise DlxError(f"{path} is not valid JSON ({exc})") from None
     if not isinstance(values, dict):
         raise DlxError(f"{path} must hold a JSON object of hyperparameters, like {{\"topic\": \"mnist-mlp\"}}")
+    values = {k: v for k, v in values.items() if not k.startswith(SAGEMAKER_PREFIXES)}
     if "topic" not in values:
         raise DlxError("hyperparameter topic is missing; set it to a topic id (see `dlx list`)")
-    topic = get_topic(values["topic"])
-    types = parameter_types(topic.params)
-    values = {k: v for k, v in values.items() if not k.startswith(SAGEMAKER_PREFIXES)}
-    unknown = sorted(set(values) - set(HYPERPARAMETERS) - set(types))
-    if unknown:
-        raise DlxError(f"unknown hyperparameter(s) {', '.join(unknown)}; valid: {', '.join(HYPERPARAMETERS)}, "
-                       f"or a parameter of {topic.name}: {', '.join(types)}")
-    by_name = {name: values.pop(name) for name in list(values) if name in types}
-    if by_name:
-        params = {**_json_dict(values.get("params_json")), **{
-            name: _typed(topic.name, name, str(text), types[name]) for name, text in by_name.items()}}
-        values["params_json"] = json.dumps(params)
+    topic = get_topic(values.pop("topic"))
     dataset = topic.check_dataset(values.get("dataset") or None)
-    return Job.from_arguments(values["topic"], {**values, "data_dir": _data_dir(layout, dataset)}, "hyperparameter")
-
-
-def _json_dict(text: str | None) -> dict:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError as exc:
-        raise DlxError(f"hyperparameter params_json is not JSON ({exc})") from None
-    return value if isinstance(value, dict) else {}
-
-
-def _typed(topic: str, name: str, text: str, tp: object) -> object:
-    """A hyperparameter's string as the JSON value params_json holds for that parameter."""
-    try:
-        value = parse_value(text, tp)
-    except ValueError as exc:
-        raise DlxError(f"bad value '{text}' for hyperparameter {name} ({type_name(tp)}) of {topic}: {exc}") from None
-    return list(value) if isinstance(value, tuple) else value
+    return Job.from_arguments(topic.name, values, "hyperparameter", data_dir=_data_dir(layout, dataset))
 
 
 def _data_dir(layout: Layout, dataset: str) -> str:
@@ -204,12 +177,11 @@ def run(layout: Layout) -> dict:
     with tempfile.TemporaryDirectory(prefix="dlx-") as scratch:
         dataset_dir = Path(scratch) / "dataset"
         since = _step(1, f"prepare {job.dataset}" + (f" from {job.data_dir}" if job.data_dir else ""))
-        arguments = job.arguments()
-        meta = steps.prepare(job.dataset, job.data_dir, job.seed, dataset_dir, arguments["dataset_options"])
+        meta = steps.prepare(job.dataset, job.data_dir, job.seed, dataset_dir, job.arguments(params=False)["dataset_options"])
         sizes = " / ".join(f"{n} {split}" for split, n in meta["splits"].items())
         print(f"prepared {sizes} examples in {time.perf_counter() - since:.1f} s", flush=True)
         _step(2, f"train {job.topic.name} (seed {job.seed}, checkpoints in {layout.checkpoints})")
-        steps.train(job.topic.name, arguments["params_json"], job.seed, dataset_dir, model_dir,
+        steps.train(job.topic.name, job.params_json(), job.seed, dataset_dir, model_dir,
                     layout.checkpoints)
         main = job.topic.for_dataset(job.dataset).main_metric
         history = model_dir / "history.json"

@@ -3,7 +3,7 @@
 The Dockerfile runs ``python requirements.py --variant cpu|gpu pyproject.toml > requirements.txt``
 and installs that list before the project itself (``pip install --no-deps .``), which keeps the
 big dependency layers cached across code changes. The list is the project's dependencies and its
-``train`` extra (the image trains), with the variant's builds: torch's local version (+cpu, or
+``train`` and ``cluster`` extras (the image trains, and creates TrainJobs), with the variant's builds: torch's local version (+cpu, or
 +cu128, PyTorch's CUDA 12.8 build) and, on the GPU, TensorFlow's CUDA build in place of the
 CPU-only one, at the same versions. Runs on the image's bare Python at build time: standard
 library only.
@@ -15,7 +15,7 @@ import re
 import tomllib
 from pathlib import Path
 
-EXTRAS = ("train",)
+EXTRAS = ("train", "cluster")
 VARIANTS = {
     "cpu": {"torch": "cpu", "swaps": {}},
     "gpu": {"torch": "cu128", "swaps": {"tensorflow-cpu": "tensorflow[and-cuda]"}},

@@ -64,11 +64,15 @@ def cmd_compile(args: argparse.Namespace) -> None:
     chosen = list(topics().values()) if args.topic == "all" else [get_topic(args.topic)]
     warn_if_unpublished(args.image)
     for topic in chosen:
-        gpus = args.gpus
+        gpus, nodes = args.gpus, args.nodes
         if args.topic == "all" and gpus > 1 and topic.framework not in GPU_FRAMEWORKS:
             gpus = 0  # all: the GPUs go to the topics that use them
-        path = compile_topic(topic, Path(args.output), args.image, gpus)
-        print(f"{topic.name}: {path}" + ("  (no GPUs: a scikit-learn topic)" if gpus != args.gpus else ""))
+        if args.topic == "all" and topic.framework != "pytorch":
+            nodes = 1  # and the nodes to the PyTorch topics
+        path = compile_topic(topic, Path(args.output), args.image, gpus, nodes=nodes)
+        notes = [note for note, changed in (("no GPUs: a scikit-learn topic", gpus != args.gpus),
+                                            ("one pod: not a PyTorch topic", nodes != args.nodes)) if changed]
+        print(f"{topic.name}: {path}" + (f"  ({'; '.join(notes)})" if notes else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("-o", "--output", default="compiled", help="output folder (default: ./compiled)")
     comp.add_argument("--image", default=DEFAULT_IMAGE, help=f"container image for every step (default: {DEFAULT_IMAGE})")
     comp.add_argument("--gpus", type=int, default=0, help="nvidia.com/gpu limit of the train step (default: 0)")
+    comp.add_argument("--nodes", type=int, default=1, metavar="M",
+                      help="train across M pods as a Kubeflow Trainer TrainJob (PyTorch topics; default: 1)")
     comp.set_defaults(func=cmd_compile)
 
     for target in (cli_runs, cli_sweep, cli_kubeflow, cli_sagemaker, cli_aws, cli_predict, cli_generate):

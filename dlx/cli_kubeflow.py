@@ -62,6 +62,10 @@ def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
                                              f"dlx.toml, else {DEFAULT_EXPERIMENT})")
     parser.add_argument("--image", help=f"image of every step (default: $DLX_KFP_IMAGE, dlx.toml, else {DEFAULT_IMAGE})")
     parser.add_argument("--gpus", type=int, default=0, help="nvidia.com/gpu for the train step (default: none)")
+    parser.add_argument("--nodes", type=int, default=1, metavar="M",
+                        help="train a PyTorch topic across M pods as a Kubeflow Trainer TrainJob, each with --gpus "
+                             "GPUs (default: 1, in the step's own pod); needs Kubeflow Trainer and an s3:// "
+                             "pipeline root")
 
 
 def connect(args: argparse.Namespace):
@@ -80,6 +84,8 @@ def _run_arguments(args: argparse.Namespace) -> tuple[Topic, str, dict]:
     job = resolve_job(args, local_data=False)
     if args.margin < 0 or args.gpus < 0:
         raise DlxError(f"--margin and --gpus must be 0 or more, got {args.margin} and {args.gpus}")
+    if args.nodes < 1:
+        raise DlxError(f"--nodes must be at least 1, got {args.nodes}")
     args.image = args.image or load_settings().kfp_image or DEFAULT_IMAGE
     warn_if_unpublished(args.image)
     return job.topic, job.dataset, {**job.arguments(), "champion": args.champion or "", "margin": args.margin}
@@ -90,7 +96,8 @@ def cmd_submit(args: argparse.Namespace) -> None:
     kubeflow, settings = connect(args)
     experiment = args.experiment or settings.kfp_experiment or DEFAULT_EXPERIMENT
     run_name = f"dlx-{topic.name}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_id = kubeflow.submit(topic, arguments, experiment=experiment, run_name=run_name, image=args.image, gpus=args.gpus)
+    run_id = kubeflow.submit(topic, arguments, experiment=experiment, run_name=run_name, image=args.image, gpus=args.gpus,
+                             nodes=args.nodes)
     print(f"submitted {topic.name} on {dataset} to experiment {experiment}: run {run_id}", flush=True)
     link = kubeflow.link("runs", run_id)
     if link:
@@ -113,7 +120,8 @@ def cmd_schedule_create(args: argparse.Namespace) -> None:
     experiment = args.experiment or settings.kfp_experiment or DEFAULT_EXPERIMENT
     name = args.name or f"dlx-{topic.name}-{dataset}"
     recurring_id = kubeflow.schedule(topic, arguments, experiment=experiment, name=name, cron=cron,
-                                     max_concurrency=args.max_concurrency, image=args.image, gpus=args.gpus)
+                                     max_concurrency=args.max_concurrency, image=args.image, gpus=args.gpus,
+                                     nodes=args.nodes)
     print(f"scheduled {topic.name} on {dataset} at '{cron}' in experiment {experiment}: recurring run {recurring_id}")
     link = kubeflow.link("recurringrun", recurring_id)
     if link:

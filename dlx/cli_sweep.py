@@ -67,7 +67,7 @@ def _submit(args: argparse.Namespace, job: Job, trials: list[str]) -> None:
     image = args.image or settings.kfp_image or DEFAULT_IMAGE
     warn_if_unpublished(image)
     experiment = args.experiment or settings.kfp_experiment or DEFAULT_EXPERIMENT
-    arguments = {key: value for key, value in job.arguments().items() if key != "params_json"} | {"trials": trials}
+    arguments = job.arguments(params=False) | {"trials": trials}
     run_id = kubeflow.submit(job.topic, arguments, experiment=experiment, image=image, gpus=0,
                              run_name=f"dlx-sweep-{job.topic.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                              sweep_parallel=args.parallel)

@@ -1,14 +1,16 @@
 """SageMaker training jobs for dlx topics: launch, watch, fetch the model, status, logs, stop.
 
 A job runs the project's image, whose entrypoint (`python -m containers.entrypoint train`) reads
-exactly the hyperparameters topic, dataset, params_json and seed, the ``data`` channel (the staged
-files, absent for bundled data sets) and resumes from /opt/ml/checkpoints, which SageMaker syncs
-with the job's own checkpoint prefix, so a spot job that is interrupted carries on where it stopped.
+the hyperparameters (topic, dataset, dataset_options, seed and each topic parameter by name), the
+``data`` channel (the staged files, absent for bundled data sets) and resumes from
+/opt/ml/checkpoints, which SageMaker syncs with the job's own checkpoint prefix, so a spot job
+that is interrupted carries on where it stopped.
 
 ModelTrainer (SageMaker Python SDK 3) builds and validates the CreateTrainingJob request; dlx
 sends that request with boto3 itself. ModelTrainer names a job (base name + timestamp) only as it
 builds the request, yet the checkpoint prefix it is given must carry that name, so dlx names the
-job first and sets it on the request; sending the request it built also means --dry-run prints exactly what a launch sends, including what the SDK's own
+job first and sets it on the request; sending the request it built also means --dry-run prints
+exactly what a launch sends, including what the SDK's own
 defaults files (/etc/xdg/sagemaker/config.yaml, ~/.config/sagemaker/config.yaml: an admin's VPC
 or KMS settings) add. ModelTrainer.train() is not used, so the SDK sends no usage telemetry.
 """
@@ -28,6 +30,7 @@ from components.distributed import check_parallel
 from components.errors import DlxError
 from components.files import atomic_dir
 from components.image import METRIC_REGEX
+from components.params import format_value
 from infra.aws import aws_errors
 
 if TYPE_CHECKING:
@@ -103,9 +106,10 @@ def tags(spec: JobSpec) -> dict[str, str]:
 
 
 def hyperparameters(spec: JobSpec) -> dict[str, str]:
-    """The entrypoint's contract (containers/entrypoint.py): the topic and the job's arguments, all
-    strings; the data comes as a channel, so no data_dir."""
-    arguments = {k: str(v) for k, v in spec.job.arguments().items() if k != "data_dir"}
+    """The entrypoint's contract (containers/entrypoint.py): the topic, the job's fields and every
+    topic parameter by its name, as the strings `--param` takes (the console lists each; a tuning
+    job replaces some); the data comes as a channel, so no data_dir."""
+    arguments = {k: format_value(v) for k, v in spec.job.arguments().items() if k != "data_dir"}
     return {"topic": spec.job.topic.name, **arguments}
 
 

@@ -192,7 +192,7 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
     arguments = {**job.arguments(), "champion": champion, "margin": margin}
     if trials is not None:
         pipeline = build_sweep(job.topic, parallel)
-        arguments = {key: value for key, value in job.arguments().items() if key != "params_json"} | {"trials": trials}
+        arguments = job.arguments(params=False) | {"trials": trials}
     started = time.perf_counter()
     root = logging.getLogger()
     with open(log_path, "w", encoding="utf-8") as log:

@@ -89,10 +89,10 @@ class Kubeflow:
         return f"{self.host}/#/{kind}/details/{resource_id}" if self.host else None
 
     def submit(self, topic: Topic, arguments: dict, *, experiment: str, run_name: str, image: str, gpus: int,
-               sweep_parallel: int | None = None) -> str:
+               sweep_parallel: int | None = None, nodes: int = 1) -> str:
         """Start one run in ``experiment`` (created if missing); returns the run id. With
         ``sweep_parallel`` the run is the topic's sweep pipeline (pipelines.sweep)."""
-        with _package(topic, image, gpus, sweep_parallel) as package, self._calls():
+        with _package(topic, image, gpus, sweep_parallel, nodes) as package, self._calls():
             result = self.client.create_run_from_pipeline_package(
                 package, arguments=arguments, run_name=run_name, experiment_name=experiment)
         return result.run_id
@@ -113,13 +113,13 @@ class Kubeflow:
 
     def schedule(
         self, topic: Topic, arguments: dict, *, experiment: str, name: str, cron: str, max_concurrency: int,
-        image: str, gpus: int,
+        image: str, gpus: int, nodes: int = 1,
     ) -> str:
         """Create an enabled recurring run on ``cron`` (see check_cron); returns its id.
 
         Missed runs are not caught up (``no_catchup``): after a pause, one retraining is enough.
         """
-        with _package(topic, image, gpus) as package, self._calls():
+        with _package(topic, image, gpus, nodes=nodes) as package, self._calls():
             experiment_id = self.client.create_experiment(experiment).experiment_id
             recurring = self.client.create_recurring_run(
                 experiment_id, name, cron_expression=cron, max_concurrency=max_concurrency, no_catchup=True,
@@ -192,10 +192,10 @@ class Kubeflow:
 
 
 @contextlib.contextmanager
-def _package(topic: Topic, image: str, gpus: int, sweep_parallel: int | None = None) -> Iterator[str]:
+def _package(topic: Topic, image: str, gpus: int, sweep_parallel: int | None = None, nodes: int = 1) -> Iterator[str]:
     """The topic's pipeline (or its sweep) compiled to a temporary YAML file."""
     with tempfile.TemporaryDirectory(prefix="dlx-kfp-") as tmp:
-        yield str(compile_topic(topic, Path(tmp), image, gpus, sweep_parallel))
+        yield str(compile_topic(topic, Path(tmp), image, gpus, sweep_parallel, nodes))
 
 
 def _schedule(run: Any) -> Schedule:

@@ -1,6 +1,7 @@
 """`dlx compile` writes pipeline YAML a Kubeflow Pipelines server accepts: check its graph."""
 import yaml
 
+from components.params import parameter_types
 from components.registry import get_topic, topics
 from dlx.cli import main
 
@@ -23,7 +24,13 @@ def test_compile_all_writes_one_three_step_pipeline_per_topic(tmp_path, capsys):
 
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert parameters["dataset"]["defaultValue"] == "digits"
-    assert set(parameters) == {"dataset", "dataset_options", "data_dir", "params_json", "seed", "champion", "margin"}
+    names = set(parameter_types(get_topic("mnist-cnn").params))
+    assert set(parameters) == {"dataset", "dataset_options", "data_dir", "seed", "champion", "margin", *names}
+    assert (parameters["filters"]["parameterType"], parameters["filters"]["defaultValue"]) == ("LIST", [32, 64])
+    # The train step's params_json is every typed parameter's placeholder, filled in when it starts.
+    template = tasks["train"]["inputs"]["parameters"]["params_json"]["runtimeValue"]["constant"]
+    assert "\"filters\": {{$.inputs.parameters['pipelinechannel--filters']}}" in template
+    assert "\"optimizer\": \"{{$.inputs.parameters['pipelinechannel--optimizer']}}\"" in template
     assert (parameters["champion"]["defaultValue"], parameters["margin"]["defaultValue"]) == ("", 0.0)
     assert tasks["evaluate"]["inputs"]["parameters"]["champion"] == {"componentInputParameter": "champion"}
 

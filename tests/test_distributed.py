@@ -124,7 +124,7 @@ def test_shards_cover_a_batch_once():
 def _sagemaker_root(root: Path, host: str | None, hosts: list[str]) -> Path:
     (root / "input" / "config").mkdir(parents=True)
     (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(
-        {"topic": "cf-regularized", "params_json": json.dumps({"epochs": 3})}))
+        {"topic": "cf-regularized", "epochs": "3"}))
     if host is not None:
         (root / "input" / "config" / "resourceconfig.json").write_text(json.dumps(
             {"current_host": host, "hosts": hosts, "network_interface_name": "lo"}))

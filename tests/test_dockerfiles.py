@@ -16,7 +16,8 @@ from containers.requirements import requirements
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "containers" / "Dockerfile"
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-IMAGE_REQUIREMENTS = [*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["train"]]
+IMAGE_REQUIREMENTS = [*PROJECT["dependencies"], *PROJECT["optional-dependencies"]["train"],
+                      *PROJECT["optional-dependencies"]["cluster"]]
 PINS = {Requirement(item).name: str(Requirement(item).specifier) for item in IMAGE_REQUIREMENTS}
 PIN = re.compile(r"(?<![\w.-])([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([A-Za-z0-9.+!-]+)")
 

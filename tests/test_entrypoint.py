@@ -22,7 +22,7 @@ def hyperparameters(root: Path, **values: str) -> None:
 
 
 def test_trains_evaluates_and_leaves_the_model_for_upload(ml_root, capsys):
-    hyperparameters(ml_root, topic="mnist-mlp", dataset="digits", params_json='{"epochs": 2}', seed="3")
+    hyperparameters(ml_root, topic="mnist-mlp", dataset="digits", epochs="2", seed="3")
     assert entrypoint.main(["train"]) == 0
 
     model = ml_root / "model"
@@ -51,7 +51,7 @@ def test_trains_evaluates_and_leaves_the_model_for_upload(ml_root, capsys):
 
 def test_mnist_comes_from_the_data_channel(ml_root, fake_mnist):
     shutil.copytree(fake_mnist, ml_root / "input" / "data" / "data")
-    hyperparameters(ml_root, topic="mnist-mlp", dataset="mnist", params_json='{"epochs": 2, "hidden_units": [32]}')
+    hyperparameters(ml_root, topic="mnist-mlp", dataset="mnist", epochs="2", hidden_units="32")
     assert entrypoint.main(["train"]) == 0
     metrics = read_json(ml_root / "model" / "metrics.json")
     assert metrics["dataset"] == "mnist"
@@ -62,12 +62,11 @@ def test_mnist_comes_from_the_data_channel(ml_root, fake_mnist):
 @pytest.mark.parametrize("values, reason", [
     ({"topic": "mnist-mlpp"}, "unknown topic 'mnist-mlpp'"),
     ({"topic": "mnist-mlp", "epochz": "3"},
-     "unknown hyperparameter(s) epochz; valid: topic, dataset, dataset_options, params_json, seed, or a parameter "
-     "of mnist-mlp: "),
-    ({"topic": "mnist-mlp", "params_json": '{"epochs": "two"}'}, "bad value 'two' for parameter epochs (int)"),
-    ({"topic": "mnist-mlp", "params_json": '{"epochs": 0}'}, "epochs and batch_size must be at least 1"),
-    ({"topic": "mnist-mlp", "params_json": '{"layers": 3}'}, "unknown parameter 'layers' for mnist-mlp"),
-    ({"topic": "mnist-mlp", "params_json": "{epochs: 2}"}, "hyperparameter params_json is not JSON"),
+     "unknown hyperparameter(s) epochz for mnist-mlp; valid: dataset, dataset_options, seed, or a parameter: "),
+    ({"topic": "mnist-mlp", "epochs": "two"}, "bad value 'two' for parameter epochs (int)"),
+    ({"topic": "mnist-mlp", "epochs": "0"}, "epochs and batch_size must be at least 1"),
+    ({"topic": "mnist-mlp", "data_dir": "/data"}, "unknown hyperparameter(s) data_dir"),
+    ({"topic": "mnist-mlp", "dataset_options": "{split"}, "hyperparameter dataset_options is not JSON"),
     ({"topic": "mnist-mlp", "seed": "zero"}, "hyperparameter seed must be a whole number, not 'zero'"),
     ({"topic": "mnist-mlp", "dataset": "cifar10"}, "does not take data set 'cifar10'"),
     ({"topic": "mnist-mlp", "dataset": "mnist"}, "needs its files in the 'data' input channel"),
@@ -121,7 +120,7 @@ def test_parameters_may_come_by_name_and_the_keys_sagemaker_adds_are_ignored(ml_
 
     from components.image import METRIC_REGEX
 
-    hyperparameters(ml_root, topic="mnist-mlp", dataset="digits", params_json='{"epochs": 3, "dropout": 0.1}',
+    hyperparameters(ml_root, topic="mnist-mlp", dataset="digits", dropout="0.1",
                     epochs="2", learning_rate="0.002", hidden_units="64,32",
                     _tuning_objective_metric="val_accuracy", sagemaker_program="ignored")
     assert entrypoint.main(["train"]) == 0
@@ -138,8 +137,8 @@ def test_parameters_may_come_by_name_and_the_keys_sagemaker_adds_are_ignored(ml_
 def test_a_bad_parameter_by_name_is_one_line(ml_root, capsys):
     hyperparameters(ml_root, topic="mnist-mlp", learning_rate="fast")
     assert entrypoint.main(["train"]) == 2
-    assert "bad value 'fast' for hyperparameter learning_rate (float) of mnist-mlp" in capsys.readouterr().err
+    assert "bad value 'fast' for parameter learning_rate (float) of mnist-mlp" in capsys.readouterr().err
     hyperparameters(ml_root, topic="mnist-mlp", learning_rat="0.1")
     assert entrypoint.main(["train"]) == 2
     err = capsys.readouterr().err
-    assert "unknown hyperparameter(s) learning_rat" in err and "or a parameter of mnist-mlp: " in err
+    assert "unknown hyperparameter(s) learning_rat" in err and "or a parameter: epochs" in err

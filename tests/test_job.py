@@ -1,11 +1,11 @@
 """One job description: the CLI's flags, the pipeline's parameters, SageMaker's hyperparameters and the
 entrypoint's reading of them are one Job, checked the same way everywhere."""
-import json
-
 import pytest
+from kfp.pipeline_spec.pipeline_spec_pb2 import ParameterType
 
 from components.errors import DlxError
 from components.job import ARGUMENTS, Job
+from components.params import format_value, parameter_types
 from containers.entrypoint import HYPERPARAMETERS
 from infra.sagemaker import JobSpec, hyperparameters
 from pipelines.build import build_pipeline
@@ -16,8 +16,11 @@ def test_arguments_read_back_as_the_same_job():
                      data_dir="s3://bucket/ml")
     again = Job.from_arguments("cf-regularized", job.arguments())
     assert again == job
-    strings = {name: str(value) for name, value in job.arguments().items()}  # as SageMaker passes them
+    strings = {name: format_value(value) for name, value in job.arguments().items()}  # as SageMaker passes them
     assert Job.from_arguments("cf-regularized", strings) == job
+    fields = job.arguments(params=False)
+    assert Job.from_arguments("cf-regularized", {**fields, "factors": "8"}).params == \
+        Job.create("cf-regularized", "movielens-100k", params=["factors=8"]).params  # the rest: the data set's defaults
     assert (job.params.epochs, job.params.factors, job.dataset_options) == (3, 8, {"split": "u1"})
 
 
@@ -25,15 +28,22 @@ def test_the_pipeline_and_the_sagemaker_job_take_exactly_the_job_arguments():
     job = Job.create("mnist-mlp")
     pipeline = build_pipeline(job.topic)
     inputs = pipeline.pipeline_spec.root.input_definitions.parameters
-    assert set(inputs) == {*ARGUMENTS, "champion", "margin"}
+    names = list(parameter_types(job.topic.params))
+    assert set(inputs) == {*ARGUMENTS, "champion", "margin", *names}
+    kinds = {name: inputs[name].parameter_type for name in ("epochs", "learning_rate", "optimizer", "hidden_units")}
+    assert kinds == {"epochs": ParameterType.NUMBER_INTEGER, "learning_rate": ParameterType.NUMBER_DOUBLE,
+                     "optimizer": ParameterType.STRING, "hidden_units": ParameterType.LIST}
+    assert inputs["epochs"].default_value.number_value == job.params.epochs
     spec = JobSpec(job, role="arn:aws:iam::123456789012:role/r", bucket="b", image="i")
-    assert set(hyperparameters(spec)) == set(HYPERPARAMETERS) == {"topic", *ARGUMENTS} - {"data_dir"}
-    assert json.loads(hyperparameters(spec)["params_json"]) == json.loads(job.arguments()["params_json"])
+    hyper = hyperparameters(spec)
+    assert set(hyper) == {*HYPERPARAMETERS, *names} and set(HYPERPARAMETERS) == {"topic", *ARGUMENTS} - {"data_dir"}
+    assert hyper["hidden_units"] == ",".join(map(str, job.params.hidden_units)) and hyper["epochs"] == str(job.params.epochs)
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"params_json": "{epochs: 3}"}, "argument params_json is not JSON"),
-    ({"params_json": '{"epochs": "three"}'}, "bad value 'three' for parameter epochs"),
+    ({"epochs": "three"}, "bad value 'three' for parameter epochs"),
+    ({"epochs": 2.5}, "bad value 2.5 for parameter epochs"),
+    ({"epoch": "3"}, "epoch for mnist-mlp; valid: dataset, dataset_options"),
     ({"dataset_options": '["split"]'}, "must be a JSON object"),
     ({"dataset": "mnist", "dataset_options": '{"split": "u1"}'}, "takes no options"),
     ({"seed": "x"}, "seed must be a whole number"),

@@ -63,7 +63,7 @@ def test_submit_sends_the_pipeline_with_gpu_resources_parameters_and_experiment(
 
     parameters = run.body["runtime_config"]["parameters"]
     assert (parameters["dataset"], parameters["data_dir"], parameters["seed"]) == ("digits", "", 7)
-    assert json.loads(parameters["params_json"])["epochs"] == 3
+    assert (parameters["epochs"], parameters["filters"]) == (3, [32, 64])  # each parameter typed, by name
     assert (parameters["champion"], parameters["margin"]) == ("", 0.0)
 
     out = capsys.readouterr().out

@@ -19,6 +19,8 @@ from moto.sagemaker.models import sagemaker_backends
 
 from components.errors import DlxError
 from components.job import Job
+from components.params import parameter_types
+from components.registry import get_topic
 from containers.entrypoint import HYPERPARAMETERS
 from dlx.cli import main
 from infra import aws
@@ -102,10 +104,11 @@ def test_train_sends_the_request_the_entrypoint_and_spot_resume_need(calls, fake
     assert channel["ChannelName"] == "data" and re.fullmatch(rf"s3://{BUCKET}/dlx/data/mnist/[0-9a-f]{{16}}/", uri)
     assert channel["DataSource"]["S3DataSource"]["S3DataType"] == "S3Prefix"
     hyper = request["HyperParameters"]
-    assert set(hyper) == set(HYPERPARAMETERS)  # exactly what the container's entrypoint reads
+    # exactly what the container's entrypoint reads: the job's fields and every parameter by name
+    assert set(hyper) == {*HYPERPARAMETERS, *parameter_types(get_topic("mnist-cnn").params)}
     assert json.loads(hyper["dataset_options"]) == {}
     assert (hyper["topic"], hyper["dataset"], hyper["seed"]) == ("mnist-cnn", "mnist", "7")
-    assert json.loads(hyper["params_json"])["epochs"] == 2
+    assert (hyper["epochs"], hyper["filters"]) == ("2", "32,64")
     assert request["Tags"] == [{"Key": "project", "Value": "dlx"}, {"Key": "dlx:topic", "Value": "mnist-cnn"},
                                {"Key": "dlx:dataset", "Value": "mnist"}]
     assert request["AlgorithmSpecification"]["TrainingImage"] == IMAGE and request["RoleArn"] == ROLE

@@ -35,6 +35,16 @@ def upload_file(path: str | Path, uri: str) -> None:
         _client().upload_file(str(path), bucket, key)
 
 
+def upload_dir(path: str | Path, uri: str) -> None:
+    """Upload every file under the directory ``path`` to the prefix ``uri``, keeping relative paths."""
+    bucket, prefix = split_uri(uri)
+    prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    with _s3_errors(uri):
+        client = _client()
+        for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+            client.upload_file(str(file), bucket, prefix + file.relative_to(path).as_posix())
+
+
 def download_prefix(uri: str, dest: str | Path, *, only: Collection[str] | None = None) -> list[Path]:
     """Download every object under the prefix `uri` into `dest`, keeping relative key paths.
 
