@@ -77,6 +77,19 @@ def _format(points: np.ndarray, kind: type) -> list[str]:
     return [f"{float(p):.6g}" for p in points]
 
 
+def check_axes(topic: Topic, axes: list[Axis]) -> dict[str, type]:
+    """Each axis names a parameter of ``topic`` once, ranges only numbers; returns each axis's type."""
+    known = parameter_types(topic.params)
+    for axis in axes:
+        if axis.name not in known:
+            raise DlxError(f"unknown parameter '{axis.name}' for {topic.name}; valid parameters: {', '.join(known)}")
+        if axis.is_range and known[axis.name] not in (int, float):
+            raise DlxError(f"{axis.name} is not a number; sweep it over values: {axis.name}=V1,V2")
+    if len({axis.name for axis in axes}) != len(axes):
+        raise DlxError("each parameter may be swept once; put all its values in one --param")
+    return {axis.name: known[axis.name] for axis in axes}
+
+
 def trials(topic: Topic, dataset: str, axes: list[Axis], strategy: str, count: int, seed: int,
            fixed: list[str] = ()) -> list[dict]:
     """Every trial's full parameters (as params.json holds them), checked; duplicates dropped."""
@@ -90,15 +103,7 @@ def trials(topic: Topic, dataset: str, axes: list[Axis], strategy: str, count: i
         raise DlxError("a sweep needs at least one --param NAME=V1,V2 or NAME=LO:HI axis")
     if count < 1:
         raise DlxError(f"--trials {count}: must be at least 1")
-    known = parameter_types(topic.params)
-    for axis in axes:
-        if axis.name not in known:
-            raise DlxError(f"unknown parameter '{axis.name}' for {topic.name}; valid parameters: {', '.join(known)}")
-        if axis.is_range and known[axis.name] not in (int, float):
-            raise DlxError(f"{axis.name} is not a number; sweep it over values: {axis.name}=V1,V2")
-    if len({axis.name for axis in axes}) != len(axes):
-        raise DlxError("each parameter may be swept once; put all its values in one --param")
-    kinds = {axis.name: known[axis.name] for axis in axes}
+    kinds = check_axes(topic, axes)
     if strategy == "grid":
         columns = [axis.values or tuple(_range_values(axis, count, kinds[axis.name])) for axis in axes]
         combos = [dict(zip([a.name for a in axes], values)) for values in itertools.product(*columns)]

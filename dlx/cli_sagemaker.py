@@ -28,12 +28,8 @@ def _session(args: argparse.Namespace) -> Any:
     return aws.session(args.region or load_settings().region)
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def _spec(args: argparse.Namespace, job: Any) -> jobs.JobSpec:
     settings = load_settings()
-    job = resolve_job(args)
-    if args.local:
-        _train_locally(args, job, args.image or settings.image_uri or DEFAULT_IMAGE)
-        return
     spec = jobs.JobSpec(
         job,
         role=require(args.role or settings.role_arn, "role_arn", "--role"),
@@ -43,6 +39,16 @@ def cmd_train(args: argparse.Namespace) -> None:
         max_run=args.max_run, max_wait=args.max_wait, volume_gb=args.volume_gb,
     )
     jobs.check(spec)
+    return spec
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    job = resolve_job(args)
+    if args.local:
+        _train_locally(args, job, args.image or settings.image_uri or DEFAULT_IMAGE)
+        return
+    spec = _spec(args, job)
     session = aws.session(args.region or settings.region)
     launched = jobs.launch(spec, session, dry_run=args.dry_run)
     _print_staging(launched.staging, args.dry_run)
@@ -57,6 +63,34 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"  follow   dlx sagemaker status|logs|stop {launched.name}")
     if args.wait:
         _wait_and_fetch(session, launched.name, runs_root(args))
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    from components.job import Job
+    from components.sweep import parse_axis
+    from infra.sagemaker_tuning import Tuning, launch_tuning
+
+    job = Job.create(args.topic, args.dataset, options=args.dataset_option, params=args.fixed, seed=args.seed,
+                     data_dir=args.data_dir or "")
+    tuning = Tuning([parse_axis(text) for text in args.param], args.strategy, args.max_jobs, args.max_parallel)
+    spec = _spec(args, job)
+    session = _session(args)
+    launched = launch_tuning(spec, session, tuning, dry_run=args.dry_run)
+    _print_staging(launched.staging, args.dry_run)
+    if args.dry_run:
+        print(f"dry run: nothing uploaded, no job created; CreateHyperParameterTuningJob request:\n"
+              f"{json.dumps(launched.request, indent=2)}")
+        return
+    config = launched.request["HyperParameterTuningJobConfig"]
+    region = session.region_name
+    print(f"started tuning job {launched.name}: {tuning.strategy}, up to {tuning.max_jobs} training jobs "
+          f"({tuning.max_parallel} at a time) on {spec.instance_type}, "
+          f"{config['HyperParameterTuningJobObjective']['Type'].lower()} "
+          f"{config['HyperParameterTuningJobObjective']['MetricName']} in {region}")
+    print(f"  console  https://{region}.console.aws.amazon.com/sagemaker/home?region={region}"
+          f"#/hyper-tuning-jobs/{launched.name}")
+    print(f"  follow   aws sagemaker describe-hyper-parameter-tuning-job --hyper-parameter-tuning-job-name "
+          f"{launched.name}; then `dlx sagemaker fetch JOB` for its best training job")
 
 
 def _train_locally(args: argparse.Namespace, job: Any, image: str) -> None:
@@ -177,6 +211,20 @@ def cmd_fetch(args: argparse.Namespace) -> None:
     _fetch(session, jobs.describe(session, args.job), runs_root(args))
 
 
+def _job_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where a training job (or each of a tuning job's) runs."""
+    parser.add_argument("--role", help="SageMaker execution role ARN (default: role_arn from dlx.toml / DLX_ROLE_ARN)")
+    parser.add_argument("--bucket", help="S3 bucket for data, checkpoints and output (default: bucket / DLX_BUCKET)")
+    parser.add_argument("--image", help="training image URI in ECR (default: image_uri / DLX_IMAGE_URI)")
+    parser.add_argument("--instance-type", default=jobs.DEFAULT_INSTANCE_TYPE,
+                        help=f"SageMaker instance type (default: {jobs.DEFAULT_INSTANCE_TYPE}, one NVIDIA A10G)")
+    parser.add_argument("--instance-count", type=int, default=1,
+                        help="instances per job; more than one trains a PyTorch topic with torchrun across them")
+    parser.add_argument("--max-run", type=int, default=3600, help="seconds of training before SageMaker stops a job")
+    parser.add_argument("--volume-gb", type=int, default=30, help="EBS volume per instance in GB (default: 30)")
+    parser.add_argument("--region", help="AWS region (default: region / DLX_AWS_REGION, then the AWS profile's)")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `dlx sagemaker ...` to the `dlx` parser."""
     group = sub.add_parser("sagemaker", help="run a topic as a SageMaker training job; status, logs, stop")
@@ -184,17 +232,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     train = commands.add_parser("train", help="stage the data and start a training job")
     add_job_arguments(train, "folder or s3://bucket/prefix holding the data set's files, staged to the bucket")
-    train.add_argument("--role", help="SageMaker execution role ARN (default: role_arn from dlx.toml / DLX_ROLE_ARN)")
-    train.add_argument("--bucket", help="S3 bucket for data, checkpoints and output (default: bucket / DLX_BUCKET)")
-    train.add_argument("--image", help="training image URI in ECR (default: image_uri / DLX_IMAGE_URI)")
-    train.add_argument("--instance-type", default=jobs.DEFAULT_INSTANCE_TYPE,
-                       help=f"SageMaker instance type (default: {jobs.DEFAULT_INSTANCE_TYPE}, one NVIDIA A10G)")
-    train.add_argument("--instance-count", type=int, default=1, help="instances (1 for now: no topic trains distributed yet)")
+    _job_target_arguments(train)
     train.add_argument("--spot", action="store_true", help="managed spot training, resuming from S3 checkpoints")
-    train.add_argument("--max-run", type=int, default=3600, help="seconds of training before SageMaker stops the job")
     train.add_argument("--max-wait", type=int, help="spot: seconds of running plus waiting for capacity (default: 2x --max-run)")
-    train.add_argument("--volume-gb", type=int, default=30, help="EBS volume per instance in GB (default: 30)")
-    train.add_argument("--region", help="AWS region (default: region / DLX_AWS_REGION, then the AWS profile's)")
     train.add_argument("--wait", action="store_true", help="follow the job; when it ends, fetch the model into runs/")
     add_runs_dir(train, "where --wait puts the model")
     train.add_argument("--dry-run", action="store_true", help="print what would be staged and the request; create nothing")
@@ -203,6 +243,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "no AWS account needed")
     train.add_argument("--checkpoint-dir", help="--local: the checkpoint folder (default: one per job under RUNS_DIR)")
     train.set_defaults(func=cmd_train)
+
+    from infra.sagemaker_tuning import STRATEGIES
+
+    tune = commands.add_parser("tune", help="search hyperparameters with a SageMaker automatic model tuning job")
+    tune.add_argument("topic", help="topic id (see `dlx list`)")
+    tune.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2|NAME=LO:HI[:log]",
+                      help="a tuned parameter: values to try, or a range (repeatable)")
+    tune.add_argument("--fix", dest="fixed", action="append", default=[], metavar="NAME=VALUE",
+                      help="a parameter held fixed for every training job (repeatable)")
+    tune.add_argument("--strategy", choices=STRATEGIES, default="Bayesian", help="search strategy (default: Bayesian)")
+    tune.add_argument("--max-jobs", type=int, default=10, help="training jobs in all (default: 10)")
+    tune.add_argument("--max-parallel", type=int, default=2, help="training jobs at once (default: 2)")
+    tune.add_argument("--dataset", help="data set name (default: the topic's offline one)")
+    tune.add_argument("--dataset-option", action="append", default=[], metavar="NAME=VALUE")
+    tune.add_argument("--data-dir", help="folder or s3://bucket/prefix holding the data set's files, staged to the bucket")
+    tune.add_argument("--seed", type=int, default=0, help="seed of every training job and of the tuner's search")
+    _job_target_arguments(tune)
+    tune.add_argument("--dry-run", action="store_true", help="print what would be staged and the request; create nothing")
+    tune.set_defaults(func=cmd_tune, spot=False, max_wait=None)  # trials share no checkpoints: no spot
 
     for name, func, text in [("status", cmd_status, "state, times, billable seconds and failure reason of a job"),
                              ("logs", cmd_logs, "the job's CloudWatch logs"),

@@ -141,6 +141,15 @@ def launch(spec: JobSpec, session: Any, *, dry_run: bool = False) -> Launch:
 
 def build_request(spec: JobSpec, session: Any, name: str, data_uri: str | None) -> dict:
     """The CreateTrainingJob request for ``spec``, named ``name``, as ModelTrainer builds it."""
+    request = model_trainer(spec, session, name, data_uri)._create_training_job_args(boto3=True)
+    request["TrainingJobName"] = name
+    request["AlgorithmSpecification"]["MetricDefinitions"] = metric_definitions(spec)
+    return request
+
+
+def model_trainer(spec: JobSpec, session: Any, name: str, data_uri: str | None, *, checkpoints: bool = True) -> Any:
+    """ModelTrainer for ``spec``: the image, compute, stopping condition, data channel, hyperparameters
+    and tags; with ``checkpoints``, the job's own checkpoint prefix (named after ``name``)."""
     from sagemaker.core.helper.iam_role_resolver import RoleValidationError
     from sagemaker.core.helper.session_helper import Session
     from sagemaker.core.training.configs import (CheckpointConfig, Compute, InputData, OutputDataConfig,
@@ -149,7 +158,7 @@ def build_request(spec: JobSpec, session: Any, name: str, data_uri: str | None) 
 
     max_wait = (spec.max_wait or 2 * spec.max_run) if spec.spot else None
     try:
-        trainer = ModelTrainer(
+        return ModelTrainer(
             sagemaker_session=Session(boto_session=session, default_bucket=spec.bucket, default_bucket_prefix="dlx"),
             role=spec.role,
             training_image=spec.image,
@@ -159,7 +168,7 @@ def build_request(spec: JobSpec, session: Any, name: str, data_uri: str | None) 
             stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_run,
                                                  max_wait_time_in_seconds=max_wait),
             checkpoint_config=CheckpointConfig(s3_uri=f"s3://{spec.bucket}/dlx/checkpoints/{name}/",
-                                               local_path=CHECKPOINT_DIR),
+                                               local_path=CHECKPOINT_DIR) if checkpoints else None,
             output_data_config=OutputDataConfig(s3_output_path=f"s3://{spec.bucket}/dlx/output/"),
             input_data_config=[InputData(channel_name=DATA_CHANNEL, data_source=data_uri)] if data_uri else None,
             hyperparameters=hyperparameters(spec),
@@ -169,10 +178,6 @@ def build_request(spec: JobSpec, session: Any, name: str, data_uri: str | None) 
         first = str(exc).strip().splitlines()[0]
         raise DlxError(f"role {spec.role} cannot run SageMaker training ({first}); "
                        "fix its permissions and trust policy, or create one with `dlx aws bootstrap`") from None
-    request = trainer._create_training_job_args(boto3=True)
-    request["TrainingJobName"] = name
-    request["AlgorithmSpecification"]["MetricDefinitions"] = metric_definitions(spec)
-    return request
 
 
 def metric_definitions(spec: JobSpec) -> list[dict]:

@@ -1,5 +1,4 @@
 """`dlx submit` and `dlx schedule` against a fake Kubeflow Pipelines server: what reaches the API."""
-import json
 import socket
 import time
 
