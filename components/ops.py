@@ -23,10 +23,12 @@ def prepare(dataset_name: str, data_dir: str, seed: int, dataset: Output[Dataset
     dataset.metadata.update({"dataset": meta["dataset"], "splits": meta["splits"]})
 
 
-def train(topic: str, params_json: str, seed: int, dataset: Input[Dataset], model: Output[Model]):
+def train(topic: str, params_json: str, seed: int, dataset: Input[Dataset], model: Output[Model],
+          checkpoint_dir: str = "", run_id: str = ""):
     from components import steps
 
-    summary = steps.train(topic, params_json, seed, dataset.path, model.path)
+    checkpoints = f"{checkpoint_dir}/{run_id}" if checkpoint_dir else None  # one folder per run: a retry resumes
+    summary = steps.train(topic, params_json, seed, dataset.path, model.path, checkpoints)
     model.metadata.update(summary)
 
 
@@ -77,13 +79,15 @@ def evaluate(
     Path(interactive.path).write_text(interactive_page(result, Path(evaluation.path)), encoding="utf-8")
 
 
-def choose(topic: str, models: Input[List[Model]], best: Output[Model], trials: Output[Artifact]):
+def choose(topic: str, models: Input[List[Model]], dataset: Input[Dataset], best: Output[Model],
+           trials: Output[Artifact], run_id: str = ""):
     from pathlib import Path
 
     from components import sweep
     from components.registry import get_topic
 
-    row = sweep.choose(get_topic(topic), [Path(m.path) for m in models], Path(best.path), Path(trials.path))
+    row = sweep.choose(get_topic(topic), [Path(m.path) for m in models], Path(best.path), Path(trials.path),
+                       dataset_dir=Path(dataset.path), run_id=run_id)
     best.metadata.update({"trial": row["trial"], "validation": row["validation"]})
 
 

@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from components.data import storage
@@ -78,21 +79,33 @@ def promote(
     same_test_split and record (the URI).
     A record for another topic or metric is a DlxError (give each topic its own record).
     """
+    fingerprint = fingerprint_test_split(dataset_dir)
+    record = read_record(champion)
+    decision = decide(topic, metrics, dataset_dir, record, margin=margin, fingerprint=fingerprint, where=champion)
+    if decision["promoted"]:
+        _replace_champion(topic, metrics, model_dir, champion, record, new=decision["new"], fingerprint=fingerprint,
+                          model_uri=model_uri, run_id=run_id)
+    return decision
+
+
+def decide(topic: Topic, metrics: dict, dataset_dir: str | Path, record: dict | None, *, margin: float,
+           fingerprint: str, where: str, fetch: Callable[[str, Path], Path] | None = None) -> dict:
+    """The rule, whatever keeps the champion: ``record`` is the champion's (topic, metric, value,
+    test_fingerprint, model_uri) or None; ``fetch`` copies its model_uri into a directory (default:
+    a local path or an s3:// prefix). The decision, with promoted and its reason."""
     if margin < 0:
         raise DlxError(f"promotion margin must be 0 or more, got {margin}")
     metric = topic.main_metric
     new = float(metrics["test"][metric])
-    fingerprint = fingerprint_test_split(dataset_dir)
-    record = read_record(champion)
     decision = {"metric": metric, "higher_is_better": topic.higher_is_better, "new": new, "champion": None,
-                "margin": margin, "same_test_split": None, "record": champion}
+                "margin": margin, "same_test_split": None, "record": where}
     if record is None:
         promoted, reason = True, "no champion yet"
     else:
         if (record["topic"], record["metric"]) != (topic.name, metric):
-            raise DlxError(f"champion record {champion} is for {record['topic']} ({record['metric']}), not "
-                           f"{topic.name} ({metric}); give each topic its own --champion")
-        old, why_not = _champion_score(topic, record, fingerprint, dataset_dir)
+            raise DlxError(f"champion {where} is for {record['topic']} ({record['metric']}), not "
+                           f"{topic.name} ({metric}); give each topic its own champion")
+        old, why_not = _champion_score(topic, record, fingerprint, dataset_dir, fetch or _fetch_model)
         decision.update(champion=old, same_test_split=record["test_fingerprint"] == fingerprint)
         if old is None:
             promoted, reason = False, why_not
@@ -100,11 +113,7 @@ def promote(
             promoted, reason = _compare(metric, new, old, margin, topic.higher_is_better)
             if not decision["same_test_split"]:
                 reason += " (champion re-scored: the test split changed since it was promoted)"
-    decision.update(promoted=promoted, reason=reason)
-    if promoted:
-        _replace_champion(topic, metrics, model_dir, champion, record, new=new, fingerprint=fingerprint,
-                          model_uri=model_uri, run_id=run_id)
-    return decision
+    return {**decision, "promoted": promoted, "reason": reason}
 
 
 def _compare(metric: str, new: float, old: float, margin: float, higher_is_better: bool) -> tuple[bool, str]:
@@ -118,13 +127,14 @@ def _compare(metric: str, new: float, old: float, margin: float, higher_is_bette
                    f"(gain {delta:+.4f}, {direction} is better)")
 
 
-def _champion_score(topic: Topic, record: dict, fingerprint: str, dataset_dir: str | Path) -> tuple[float | None, str]:
+def _champion_score(topic: Topic, record: dict, fingerprint: str, dataset_dir: str | Path,
+                    fetch: Callable[[str, Path], Path]) -> tuple[float | None, str]:
     """The champion's score on the current test split, or (None, why it cannot be had)."""
     if record["test_fingerprint"] == fingerprint:
         return float(record["value"]), ""
     with tempfile.TemporaryDirectory(prefix="dlx-champion-") as scratch:
         try:
-            model_dir = _fetch_model(record["model_uri"], Path(scratch) / "model")
+            model_dir = fetch(record["model_uri"], Path(scratch) / "model")
             out_dir = Path(scratch) / "evaluation"
             out_dir.mkdir()
             return float(topic.evaluate(Path(dataset_dir), model_dir, out_dir)["test"][topic.main_metric]), ""
@@ -165,8 +175,7 @@ def _replace_champion(
 def _store_model(model_dir: Path, target: str) -> str:
     """Copy the model directory to ``target`` (local or s3://) before the record names it."""
     if storage.is_s3_uri(target):
-        for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-            storage.upload_file(path, f"{target}/{path.relative_to(model_dir).as_posix()}")
+        storage.upload_dir(model_dir, target)
         return target
     dest = Path(target)
     tmp = dest.with_name(f".{dest.name}.partial")

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components import distributed, progress
+from components import distributed, progress, tracking
 from components.data import prepare_dataset
 from components.evaluate import evaluate_run
 from components.files import read_json, write_json
+from components.errors import DlxError
 from components.job import parse_options_json, parse_params_json
+from components.model_registry import REGISTRY_PREFIX, promote_registered
 from components.promotion import promote
 from components.registry import get_topic
 from components.report import write_report
@@ -48,20 +50,37 @@ def evaluate(
     topic: str, dataset_dir: str | Path, model_dir: str | Path, out_dir: str | Path, *,
     champion: str = "", margin: float = 0.0, model_uri: str = "", run_id: str = "",
 ) -> dict:
-    """Score the model; with a ``champion`` record URI, also apply the promotion rule.
+    """Score the model; with tracking on, log the run to MLflow; with a ``champion``, apply the
+    promotion rule: a record URI (components.promotion), or ``models:/NAME`` for the MLflow
+    registry (components.model_registry; ``models:/`` alone names it dlx-<topic>).
 
     The decision lands in ``out_dir``/promotion.json and under "promotion" in metrics.json.
     """
     spec = get_topic(topic).for_dataset(read_json(Path(dataset_dir) / "meta.json")["dataset"])
     out_dir = Path(out_dir)
+    registry = champion.startswith(REGISTRY_PREFIX)
+    if registry and not tracking.enabled():
+        raise DlxError(f"--champion {champion} promotes through the MLflow registry, which needs a tracking server: "
+                       f"pass --tracking-uri (or set {tracking.URI_ENV}), or give a champion record path")
     progress.phase("scoring the model")
     metrics = evaluate_run(spec, Path(dataset_dir), Path(model_dir), out_dir)
+    tracked = ""
+    if tracking.enabled():
+        progress.phase("logging to MLflow")
+        tracked = tracking.log_evaluated(metrics, Path(model_dir), out_dir, run_name=run_id)
+        metrics["mlflow_run_id"] = tracked
     if champion:
         progress.phase("comparing with the champion")
-        decision = promote(spec, metrics, dataset_dir, model_dir, champion=champion, margin=margin,
-                           model_uri=model_uri, run_id=run_id)
+        if registry:
+            decision = promote_registered(spec, metrics, dataset_dir, tracked, margin=margin,
+                                          name=champion.removeprefix(REGISTRY_PREFIX))
+        else:
+            decision = promote(spec, metrics, dataset_dir, model_dir, champion=champion, margin=margin,
+                               model_uri=model_uri, run_id=run_id)
         write_json(out_dir / "promotion.json", decision)
         metrics["promotion"] = decision
-        write_json(out_dir / "metrics.json", metrics)
         write_report(metrics, out_dir, out_dir / "report.html")
+        if tracked:
+            tracking.log_decision(tracked, decision, out_dir)
+    write_json(out_dir / "metrics.json", metrics)
     return metrics

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from components import tracking
 from components.errors import DlxError
 from components.files import read_json, write_json
 from components.params import parameter_types, split_pair, to_dict
@@ -140,10 +141,13 @@ def validation_figure(topic: Topic, model_dir: Path) -> float:
     return float(history[key][-1])
 
 
-def choose(topic: Topic, model_dirs: list[Path], best_dir: Path, out_dir: Path) -> dict:
+def choose(topic: Topic, model_dirs: list[Path], best_dir: Path, out_dir: Path, *, dataset_dir: Path | None = None,
+           run_id: str = "") -> dict:
     """Score each trained trial on validation, copy the best one's model to ``best_dir``, and write
     the table of trials (parameters, validation figure, train seconds) as ``out_dir``/trials.json with
-    the validation figure plotted against each parameter that varies (sweep.png); the best row."""
+    the validation figure plotted against each parameter that varies (sweep.png); the best row.
+    With tracking on, the sweep is logged as a parent run with a child per trial
+    (components.tracking), named ``run_id``."""
     rows = []
     for index, model_dir in enumerate(model_dirs):
         summary = read_json(model_dir / "train.json")
@@ -157,6 +161,9 @@ def choose(topic: Topic, model_dirs: list[Path], best_dir: Path, out_dir: Path) 
              "best": best["trial"], "swept": varied(rows), "trials": rows}
     write_json(out_dir / TABLE, table)
     plot(table, out_dir / PLOT)
+    if tracking.enabled():
+        dataset = read_json(dataset_dir / "meta.json")["dataset"] if dataset_dir else ""
+        tracking.log_sweep(topic.name, dataset, rows, model_dirs, best_dir, run_name=run_id)
     return best
 
 

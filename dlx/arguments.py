@@ -46,8 +46,30 @@ def add_job_arguments(parser: argparse.ArgumentParser, data_dir_help: str) -> No
     parser.add_argument("--seed", type=int, default=0, help="seed for the validation split, initialisation and shuffling")
 
 
+def add_tracking_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", help="MLflow tracking server (or sqlite:///FILE) to log the run to "
+                                               "(default: $MLFLOW_TRACKING_URI or [mlflow] in dlx.toml)")
+
+
+def use_tracking(args: argparse.Namespace) -> str | None:
+    """The tracking URI the flag or the settings give, checked and exported for the steps; None: untracked."""
+    from components import tracking
+    from infra.config import load_settings
+
+    settings = load_settings()
+    uri = getattr(args, "tracking_uri", None) or settings.tracking_uri
+    if not uri:
+        return None
+    tracking.check_server(uri)
+    os.environ[tracking.URI_ENV] = uri
+    if settings.tracking_experiment:
+        os.environ[tracking.EXPERIMENT_ENV] = settings.tracking_experiment
+    return uri
+
+
 def add_champion_arguments(parser: argparse.ArgumentParser, where: str) -> None:
-    parser.add_argument("--champion", help=f"champion record ({where}): promote the model only if it beats it")
+    parser.add_argument("--champion", help=f"champion record ({where}), or models:/NAME for the MLflow registry "
+                                           "(with tracking): promote the model only if it beats the champion")
     parser.add_argument("--margin", type=float, default=0.0,
                         help="how much better the main metric must be to replace the champion (default: 0)")
 

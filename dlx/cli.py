@@ -11,8 +11,8 @@ from components.errors import DlxError
 from components.image import DEFAULT_IMAGE
 from components.registry import Topic, get_topic, topics
 from dlx import cli_aws, cli_generate, cli_kubeflow, cli_list, cli_predict, cli_runs, cli_sagemaker, cli_sweep
-from dlx.arguments import (add_champion_arguments, add_job_arguments, add_runs_dir, require_train_extra, resolve_job,
-                           runs_root, warn_if_unpublished)
+from dlx.arguments import (add_champion_arguments, add_job_arguments, add_runs_dir, add_tracking_argument,
+                           require_train_extra, resolve_job, runs_root, use_tracking, warn_if_unpublished)
 from dlx.console import open_console
 
 
@@ -29,6 +29,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         check_parallel(job.topic.name, job.topic.framework)
     if image is None:
         require_train_extra("run")
+    tracked = use_tracking(args)
     run_dir = Path(args.out) if args.out else new_run_dir(runs_root(args), job.topic)
     where = f" in {image}" if image else ""
     print(f"dlx run {job.topic.name} on {job.dataset} (seed {args.seed}){where} -> {run_dir}", flush=True)
@@ -36,6 +37,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         metrics = run_local(job, run_dir=run_dir, champion=args.champion or "", margin=args.margin,
                             verbose=args.verbose, on_event=console.handle, image=image, processes=args.nproc)
     _summary(job.topic, metrics, run_dir)
+    if tracked:
+        print(f"  mlflow    run {metrics['mlflow_run_id']} at {tracked}")
 
 
 def _summary(topic: Topic, metrics: dict, run_dir: Path) -> None:
@@ -58,18 +61,22 @@ def _summary(topic: Topic, metrics: dict, run_dir: Path) -> None:
 
 
 def cmd_compile(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from dlx.cli_kubeflow import deployment
     from pipelines.build import GPU_FRAMEWORKS
     from pipelines.compile import compile_topic
 
     chosen = list(topics().values()) if args.topic == "all" else [get_topic(args.topic)]
     warn_if_unpublished(args.image)
+    placed = deployment(args, args.image)
     for topic in chosen:
         gpus, nodes = args.gpus, args.nodes
         if args.topic == "all" and gpus > 1 and topic.framework not in GPU_FRAMEWORKS:
             gpus = 0  # all: the GPUs go to the topics that use them
         if args.topic == "all" and topic.framework != "pytorch":
             nodes = 1  # and the nodes to the PyTorch topics
-        path = compile_topic(topic, Path(args.output), args.image, gpus, nodes=nodes)
+        path = compile_topic(topic, Path(args.output), replace(placed, gpus=gpus, nodes=nodes))
         notes = [note for note, changed in (("no GPUs: a scikit-learn topic", gpus != args.gpus),
                                             ("one pod: not a PyTorch topic", nodes != args.nodes)) if changed]
         print(f"{topic.name}: {path}" + (f"  ({'; '.join(notes)})" if notes else ""))
@@ -86,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run directory (default: RUNS_DIR/<topic>-<timestamp>)")
     add_runs_dir(run, "where runs go")
     add_champion_arguments(run, "path or s3:// URI")
+    add_tracking_argument(run)
     run.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
                      help="run each step as a subprocess here (default) or in the image (kfp.local's DockerRunner)")
     run.add_argument("--image", help=f"the image --runner docker uses (default: {DEFAULT_IMAGE})")
@@ -98,9 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("topic", help="topic id, or 'all'")
     comp.add_argument("-o", "--output", default="compiled", help="output folder (default: ./compiled)")
     comp.add_argument("--image", default=DEFAULT_IMAGE, help=f"container image for every step (default: {DEFAULT_IMAGE})")
-    comp.add_argument("--gpus", type=int, default=0, help="nvidia.com/gpu limit of the train step (default: 0)")
-    comp.add_argument("--nodes", type=int, default=1, metavar="M",
-                      help="train across M pods as a Kubeflow Trainer TrainJob (PyTorch topics; default: 1)")
+    cli_kubeflow.deployment_arguments(comp)
     comp.set_defaults(func=cmd_compile)
 
     for target in (cli_runs, cli_sweep, cli_kubeflow, cli_sagemaker, cli_aws, cli_predict, cli_generate):

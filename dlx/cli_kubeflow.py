@@ -11,10 +11,12 @@ import argparse
 import time
 
 from components.errors import DlxError
-from components.registry import Topic
 from components.image import DEFAULT_IMAGE
+from components.registry import Topic
+from components.tracking import EXPERIMENT_ENV, TARGET_ENV, URI_ENV
 from dlx.arguments import add_champion_arguments, add_job_arguments, resolve_job, warn_if_unpublished
-from infra.config import load_settings
+from infra.config import kubernetes_settings, load_settings
+from pipelines.deployment import Deployment
 
 DEFAULT_EXPERIMENT = "dlx"
 
@@ -52,6 +54,58 @@ def connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="Kubeflow Pipelines URL, e.g. https://kubeflow.example.com/pipeline "
                                        "(default: $DLX_KFP_HOST, dlx.toml, else kubeconfig)")
     parser.add_argument("--token", help="bearer token (default: $DLX_KFP_TOKEN or dlx.toml)")
+    parser.add_argument("--namespace", help="the profile namespace on multi-user Kubeflow "
+                                            "(default: $DLX_KFP_NAMESPACE or dlx.toml, else the server's default)")
+
+
+def deployment_arguments(parser: argparse.ArgumentParser, *, placement: bool = True) -> None:
+    """The Kubernetes settings of pipelines.deployment (defaults: [kubeflow] in dlx.toml)."""
+    if placement:
+        parser.add_argument("--gpus", type=int, default=0, help="nvidia.com/gpu for the train step (default: none)")
+        parser.add_argument("--nodes", type=int, default=1, metavar="M",
+                            help="train a PyTorch topic across M pods as a Kubeflow Trainer TrainJob, each with "
+                                 "--gpus GPUs (default: 1, in the step's own pod); needs Kubeflow Trainer and an "
+                                 "s3:// pipeline root")
+        parser.add_argument("--retries", type=int, help="retries of a failed or preempted train pod (default: 0)")
+        parser.add_argument("--checkpoint-pvc", metavar="PVC",
+                            help="a PersistentVolumeClaim for the train step's checkpoints, so a retried pod resumes")
+    parser.add_argument("--node-selector", action="append", metavar="KEY=VALUE",
+                        help="a node label the train step needs (repeatable)")
+    parser.add_argument("--toleration", action="append", metavar="KEY[=VALUE][:EFFECT]",
+                        help="a taint the train step tolerates, e.g. nvidia.com/gpu:NoSchedule (repeatable)")
+    parser.add_argument("--secret-env", action="append", metavar="SECRET=KEY[,KEY]",
+                        help="a Kubernetes Secret's keys as every step's environment variables (repeatable)")
+    parser.add_argument("--image-pull-secret", action="append", metavar="SECRET",
+                        help="an image pull Secret for every step (repeatable)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking server every step logs to "
+                                               "(default: $MLFLOW_TRACKING_URI or [mlflow] in dlx.toml)")
+
+
+def deployment(args: argparse.Namespace, image: str) -> Deployment:
+    """The Deployment the flags and [kubeflow] / [mlflow] in dlx.toml describe, checked."""
+    from pipelines.deployment import parse_labels, parse_secret_env, parse_toleration
+
+    table = kubernetes_settings()
+    settings = load_settings()
+    environment = {}
+    tracking = args.tracking_uri or settings.tracking_uri
+    if tracking:
+        environment = {URI_ENV: tracking, TARGET_ENV: "kubeflow"}
+        if settings.tracking_experiment:
+            environment[EXPERIMENT_ENV] = settings.tracking_experiment
+    retries = getattr(args, "retries", None)
+    return Deployment(
+        image=image, gpus=getattr(args, "gpus", 0), nodes=getattr(args, "nodes", 1), environment=environment,
+        node_selector=parse_labels(args.node_selector if args.node_selector is not None else
+                                   [f"{k}={v}" for k, v in table.get("node_selector", {}).items()], "--node-selector"),
+        tolerations=tuple(parse_toleration(t) for t in (args.toleration if args.toleration is not None
+                                                        else table.get("tolerations", []))),
+        secret_env=parse_secret_env(args.secret_env if args.secret_env is not None else table.get("secret_env", [])),
+        pull_secrets=tuple(args.image_pull_secret if args.image_pull_secret is not None
+                           else table.get("image_pull_secrets", [])),
+        retries=retries if retries is not None else table.get("retries", 0),
+        checkpoint_pvc=getattr(args, "checkpoint_pvc", None) or table.get("checkpoint_pvc", ""),
+    )
 
 
 def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,43 +115,39 @@ def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", help=f"experiment, created if missing (default: $DLX_KFP_EXPERIMENT, "
                                              f"dlx.toml, else {DEFAULT_EXPERIMENT})")
     parser.add_argument("--image", help=f"image of every step (default: $DLX_KFP_IMAGE, dlx.toml, else {DEFAULT_IMAGE})")
-    parser.add_argument("--gpus", type=int, default=0, help="nvidia.com/gpu for the train step (default: none)")
-    parser.add_argument("--nodes", type=int, default=1, metavar="M",
-                        help="train a PyTorch topic across M pods as a Kubeflow Trainer TrainJob, each with --gpus "
-                             "GPUs (default: 1, in the step's own pod); needs Kubeflow Trainer and an s3:// "
-                             "pipeline root")
+    deployment_arguments(parser)
 
 
 def connect(args: argparse.Namespace):
     from pipelines.submit import Kubeflow
 
     settings = load_settings()
-    return Kubeflow(args.host or settings.kfp_host, args.token or settings.kfp_token), settings
+    return Kubeflow(args.host or settings.kfp_host, args.token or settings.kfp_token,
+                    args.namespace or settings.kfp_namespace), settings
 
 
-def _run_arguments(args: argparse.Namespace) -> tuple[Topic, str, dict]:
+def _run_arguments(args: argparse.Namespace) -> tuple[Topic, str, dict, Deployment]:
     """Topic, data set and pipeline arguments, checked here before anything reaches the cluster."""
     for flag, value in (("--data-dir", args.data_dir), ("--champion", args.champion)):
         if value and "://" not in value:
             raise DlxError(f"{flag} {value} is a path on this machine, which the cluster's steps cannot see; "
                            "upload it and pass an s3:// URI")
     job = resolve_job(args, local_data=False)
-    if args.margin < 0 or args.gpus < 0:
-        raise DlxError(f"--margin and --gpus must be 0 or more, got {args.margin} and {args.gpus}")
-    if args.nodes < 1:
-        raise DlxError(f"--nodes must be at least 1, got {args.nodes}")
-    args.image = args.image or load_settings().kfp_image or DEFAULT_IMAGE
-    warn_if_unpublished(args.image)
-    return job.topic, job.dataset, {**job.arguments(), "champion": args.champion or "", "margin": args.margin}
+    if args.margin < 0:
+        raise DlxError(f"--margin must be 0 or more, got {args.margin}")
+    image = args.image or load_settings().kfp_image or DEFAULT_IMAGE
+    placed = deployment(args, image)
+    warn_if_unpublished(image)
+    return (job.topic, job.dataset, {**job.arguments(), "champion": args.champion or "", "margin": args.margin},
+            placed)
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
-    topic, dataset, arguments = _run_arguments(args)
+    topic, dataset, arguments, placed = _run_arguments(args)
     kubeflow, settings = connect(args)
     experiment = args.experiment or settings.kfp_experiment or DEFAULT_EXPERIMENT
     run_name = f"dlx-{topic.name}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_id = kubeflow.submit(topic, arguments, experiment=experiment, run_name=run_name, image=args.image, gpus=args.gpus,
-                             nodes=args.nodes)
+    run_id = kubeflow.submit(topic, arguments, experiment=experiment, run_name=run_name, deployment=placed)
     print(f"submitted {topic.name} on {dataset} to experiment {experiment}: run {run_id}", flush=True)
     link = kubeflow.link("runs", run_id)
     if link:
@@ -112,7 +162,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
 def cmd_schedule_create(args: argparse.Namespace) -> None:
     from pipelines.submit import check_cron
 
-    topic, dataset, arguments = _run_arguments(args)
+    topic, dataset, arguments, placed = _run_arguments(args)
     cron = check_cron(args.cron)
     if args.max_concurrency < 1:
         raise DlxError(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
@@ -120,8 +170,7 @@ def cmd_schedule_create(args: argparse.Namespace) -> None:
     experiment = args.experiment or settings.kfp_experiment or DEFAULT_EXPERIMENT
     name = args.name or f"dlx-{topic.name}-{dataset}"
     recurring_id = kubeflow.schedule(topic, arguments, experiment=experiment, name=name, cron=cron,
-                                     max_concurrency=args.max_concurrency, image=args.image, gpus=args.gpus,
-                                     nodes=args.nodes)
+                                     max_concurrency=args.max_concurrency, deployment=placed)
     print(f"scheduled {topic.name} on {dataset} at '{cron}' in experiment {experiment}: recurring run {recurring_id}")
     link = kubeflow.link("recurringrun", recurring_id)
     if link:

@@ -18,7 +18,8 @@ from components.registry import get_topic
 from dlx.arguments import add_job_arguments, add_runs_dir, resolve_job, runs_root
 from infra import aws
 from infra import sagemaker as jobs
-from infra.config import load_settings, require
+from components.tracking import EXPERIMENT_ENV, TARGET_ENV, URI_ENV
+from infra.config import ENV_NAMES, config_path, load_settings, require
 
 if TYPE_CHECKING:
     from infra.staging import Staging
@@ -29,17 +30,39 @@ def _session(args: argparse.Namespace) -> Any:
 
 
 def _spec(args: argparse.Namespace, job: Any) -> jobs.JobSpec:
+    """The job spec from the flags and settings; every missing setting is named in one line."""
     settings = load_settings()
+    given = {"role_arn": (args.role or settings.role_arn, "--role"), "bucket": (args.bucket or settings.bucket, "--bucket"),
+             "image_uri": (args.image or settings.image_uri, "--image")}
+    missing = [(name, flag) for name, (value, flag) in given.items() if not value]
+    if len(missing) == 1:
+        require(None, *missing[0])
+    if missing:
+        raise DlxError(f"missing settings {', '.join(name for name, _ in missing)}: pass "
+                       f"{', '.join(flag for _, flag in missing)}, set "
+                       f"{', '.join(ENV_NAMES[name] for name, _ in missing)}, or put them under [aws] in "
+                       f"{config_path()} (`dlx aws bootstrap --write-config` writes them)")
+    tracking_uri = args.tracking_uri or settings.tracking_uri
+    environment = {URI_ENV: tracking_uri, TARGET_ENV: "sagemaker"} if tracking_uri else {}
+    if tracking_uri and settings.tracking_experiment:
+        environment[EXPERIMENT_ENV] = settings.tracking_experiment
     spec = jobs.JobSpec(
-        job,
-        role=require(args.role or settings.role_arn, "role_arn", "--role"),
-        bucket=require(args.bucket or settings.bucket, "bucket", "--bucket"),
-        image=require(args.image or settings.image_uri, "image_uri", "--image"),
+        job, role=given["role_arn"][0], bucket=given["bucket"][0], image=given["image_uri"][0],
         instance_type=args.instance_type, instance_count=args.instance_count, spot=args.spot,
-        max_run=args.max_run, max_wait=args.max_wait, volume_gb=args.volume_gb,
+        max_run=args.max_run, max_wait=args.max_wait, volume_gb=args.volume_gb, keep_alive=args.keep_alive,
+        environment=environment,
     )
     jobs.check(spec)
     return spec
+
+
+def _launch_session(args: argparse.Namespace, job: Any) -> Any:
+    """The session a launch uses: a dry run with nothing to stage calls no AWS API, so it needs
+    no credentials (and, without a region, shows the request for us-east-1)."""
+    region = args.region or load_settings().region
+    if args.dry_run and not jobs.needs_staging(job):
+        return aws.session(region or "us-east-1", credentials=False)
+    return aws.session(region)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -49,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         _train_locally(args, job, args.image or settings.image_uri or DEFAULT_IMAGE)
         return
     spec = _spec(args, job)
-    session = aws.session(args.region or settings.region)
+    session = _launch_session(args, job)
     launched = jobs.launch(spec, session, dry_run=args.dry_run)
     _print_staging(launched.staging, args.dry_run)
     if args.dry_run:
@@ -74,7 +97,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
                      data_dir=args.data_dir or "")
     tuning = Tuning([parse_axis(text) for text in args.param], args.strategy, args.max_jobs, args.max_parallel)
     spec = _spec(args, job)
-    session = _session(args)
+    session = _launch_session(args, job)
     launched = launch_tuning(spec, session, tuning, dry_run=args.dry_run)
     _print_staging(launched.staging, args.dry_run)
     if args.dry_run:
@@ -189,7 +212,7 @@ def cmd_status(args: argparse.Namespace) -> None:
 
 
 def cmd_logs(args: argparse.Namespace) -> None:
-    events = jobs.log_events(_session(args), args.job)
+    events = jobs.log_events(_session(args), args.job, follow=args.follow)
     hosts_seen: set[str] = set()
     for host, message in events:
         if host not in hosts_seen:
@@ -223,6 +246,8 @@ def _job_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-run", type=int, default=3600, help="seconds of training before SageMaker stops a job")
     parser.add_argument("--volume-gb", type=int, default=30, help="EBS volume per instance in GB (default: 30)")
     parser.add_argument("--region", help="AWS region (default: region / DLX_AWS_REGION, then the AWS profile's)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking server the job logs to (default: "
+                                               "$MLFLOW_TRACKING_URI or [mlflow] in dlx.toml; the job must reach it)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -235,6 +260,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _job_target_arguments(train)
     train.add_argument("--spot", action="store_true", help="managed spot training, resuming from S3 checkpoints")
     train.add_argument("--max-wait", type=int, help="spot: seconds of running plus waiting for capacity (default: 2x --max-run)")
+    train.add_argument("--keep-alive", type=int, default=0, metavar="SECONDS",
+                       help="keep the instances warm this long after the job (a warm pool, up to 3600 s): the next "
+                            "job with the same settings starts without provisioning")
     train.add_argument("--wait", action="store_true", help="follow the job; when it ends, fetch the model into runs/")
     add_runs_dir(train, "where --wait puts the model")
     train.add_argument("--dry-run", action="store_true", help="print what would be staged and the request; create nothing")
@@ -261,7 +289,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tune.add_argument("--seed", type=int, default=0, help="seed of every training job and of the tuner's search")
     _job_target_arguments(tune)
     tune.add_argument("--dry-run", action="store_true", help="print what would be staged and the request; create nothing")
-    tune.set_defaults(func=cmd_tune, spot=False, max_wait=None)  # trials share no checkpoints: no spot
+    tune.set_defaults(func=cmd_tune, spot=False, max_wait=None, keep_alive=0)  # trials share no checkpoints: no spot
 
     for name, func, text in [("status", cmd_status, "state, times, billable seconds and failure reason of a job"),
                              ("logs", cmd_logs, "the job's CloudWatch logs"),
@@ -272,4 +300,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         command.add_argument("--region", help="AWS region (default: region / DLX_AWS_REGION, then the AWS profile's)")
         if name == "fetch":
             add_runs_dir(command, "where the model goes")
+        if name == "logs":
+            command.add_argument("--follow", action="store_true", help="keep printing new lines until the job ends")
         command.set_defaults(func=func)

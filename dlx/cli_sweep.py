@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from components.errors import DlxError
-from dlx.arguments import add_runs_dir, require_train_extra, runs_root
+from dlx.arguments import add_runs_dir, require_train_extra, runs_root, use_tracking
 from dlx.console import open_console
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         _submit(args, job, trials)
         return
     require_train_extra("sweep")
+    use_tracking(args)
     root = runs_root(args)
     run_dir = Path(args.out) if args.out else new_run_dir(root, job.topic, prefix="sweep-")
     print(f"dlx sweep {job.topic.name} on {job.dataset}: {len(chosen)} trials ({args.strategy}), {args.parallel} at a "
@@ -58,17 +59,18 @@ def _submit(args: argparse.Namespace, job: Job, trials: list[str]) -> None:
     """The same sweep pipeline as one run on a Kubeflow Pipelines server."""
     from components.image import DEFAULT_IMAGE
     from dlx.arguments import warn_if_unpublished
-    from dlx.cli_kubeflow import DEFAULT_EXPERIMENT, connect
+    from dlx.cli_kubeflow import DEFAULT_EXPERIMENT, connect, deployment
 
     if job.data_dir and "://" not in job.data_dir:
         raise DlxError(f"--data-dir {job.data_dir} is a path on this machine, which the cluster's steps cannot see; "
                        "upload it and pass an s3:// URI")
     kubeflow, settings = connect(args)
     image = args.image or settings.kfp_image or DEFAULT_IMAGE
+    placed = deployment(args, image)
     warn_if_unpublished(image)
     experiment = args.experiment or settings.kfp_experiment or DEFAULT_EXPERIMENT
     arguments = job.arguments(params=False) | {"trials": trials}
-    run_id = kubeflow.submit(job.topic, arguments, experiment=experiment, image=image, gpus=0,
+    run_id = kubeflow.submit(job.topic, arguments, experiment=experiment, deployment=placed,
                              run_name=f"dlx-sweep-{job.topic.name}-{time.strftime('%Y%m%d-%H%M%S')}",
                              sweep_parallel=args.parallel)
     print(f"submitted the sweep of {job.topic.name} ({len(trials)} trials, {args.parallel} at a time) to experiment "
@@ -81,7 +83,7 @@ def _submit(args: argparse.Namespace, job: Job, trials: list[str]) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `dlx sweep` to the `dlx` parser."""
     from components.sweep import STRATEGIES
-    from dlx.cli_kubeflow import connection_arguments
+    from dlx.cli_kubeflow import connection_arguments, deployment_arguments
 
     sweep = sub.add_parser("sweep", help="search hyperparameters locally: train each trial, choose on validation")
     sweep.add_argument("topic", help="topic id (see `dlx list`)")
@@ -103,4 +105,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     connection_arguments(sweep)
     sweep.add_argument("--experiment", help="with --host: the experiment, created if missing")
     sweep.add_argument("--image", help="with --host: the image of every step")
+    deployment_arguments(sweep, placement=False)
     sweep.set_defaults(func=cmd_sweep)

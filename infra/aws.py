@@ -24,12 +24,14 @@ _BAD_LOGIN = {"InvalidClientTokenId", "UnrecognizedClientException", "InvalidAcc
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
 
 
-def session(region: str | None) -> Any:
-    """A boto3 session in ``region`` (else the AWS profile's region) whose credentials exist."""
+def session(region: str | None, *, credentials: bool = True) -> Any:
+    """A boto3 session in ``region`` (else the AWS profile's region) whose credentials exist; with
+    ``credentials`` false (a dry run that calls nothing), none are needed."""
     import boto3
     from botocore.exceptions import BotoCoreError, ProfileNotFound
 
     try:
+        credentials_needed = credentials
         found = boto3.Session(region_name=region or None)
         credentials = found.get_credentials()
     except ProfileNotFound as exc:
@@ -38,7 +40,7 @@ def session(region: str | None) -> Any:
         raise DlxError(f"cannot load AWS credentials ({_one_line(str(exc))}); log in again or run `aws configure`") from None
     if not found.region_name:
         raise DlxError(NO_REGION)
-    if credentials is None:
+    if credentials is None and credentials_needed:
         raise DlxError(NO_CREDENTIALS)
     return found
 

@@ -20,8 +20,8 @@ import re
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,8 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 ENDED = ("Completed", "Failed", "Stopped")
 POLL_SECONDS = 30.0
 """Seconds between DescribeTrainingJob calls while waiting."""
+LOG_POLL_SECONDS = 5.0
+"""Seconds between reads of the log streams while following them."""
 
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 
@@ -63,6 +65,10 @@ class JobSpec:
     max_wait: int | None = None
     """Spot only: run time plus time waiting for capacity; defaults to twice max_run."""
     volume_gb: int = 30
+    keep_alive: int = 0
+    """Seconds a warm pool keeps the instances after the job, for the next job with the same settings."""
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Variables of the training container (the MLflow tracking server)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,10 @@ def check(spec: JobSpec) -> None:
                         ("--volume-gb", spec.volume_gb)]:
         if value < 1:
             raise DlxError(f"{flag} must be at least 1, got {value}")
+    if not 0 <= spec.keep_alive <= 3600:
+        raise DlxError(f"--keep-alive {spec.keep_alive}: SageMaker keeps a warm pool for 0 to 3600 seconds")
+    if spec.keep_alive and spec.spot:
+        raise DlxError("--keep-alive (a warm pool) is for on-demand instances; SageMaker refuses it with --spot")
     if spec.max_wait is not None and not spec.spot:
         raise DlxError("--max-wait applies to managed spot training only; add --spot or drop --max-wait")
     if spec.spot and spec.max_wait is not None and spec.max_wait < spec.max_run:
@@ -113,17 +123,26 @@ def hyperparameters(spec: JobSpec) -> dict[str, str]:
     return {"topic": spec.job.topic.name, **arguments}
 
 
+def needs_staging(job: Job) -> bool:
+    """Whether the job's data goes to S3 first (a dry run of one that does not calls AWS not at all)."""
+    from components.data import get_dataset
+
+    return get_dataset(job.dataset).needs_location
+
+
 def launch(spec: JobSpec, session: Any, *, dry_run: bool = False) -> Launch:
     """Stage the data, build the request and (unless ``dry_run``) create the job.
 
-    A dry run makes read-only calls only (bucket location, HEAD of the staged objects).
+    A dry run makes read-only calls only (bucket location, HEAD of the staged objects), and none
+    when there is nothing to stage.
     """
     from infra.staging import check_bucket, stage
 
     check(spec)
     s3 = session.client("s3")
-    check_bucket(s3, spec.bucket, session.region_name)
     job = spec.job
+    if not dry_run or needs_staging(job):
+        check_bucket(s3, spec.bucket, session.region_name)
     staging = stage(s3, spec.bucket, job.dataset, job.data_dir or None, tags={"project": "dlx", "dlx:dataset": job.dataset},
                     options=job.dataset_options, dry_run=dry_run)
     name = job_name(job.topic.name)
@@ -164,7 +183,9 @@ def model_trainer(spec: JobSpec, session: Any, name: str, data_uri: str | None, 
             training_image=spec.image,
             base_job_name=f"dlx-{spec.job.topic.name}",
             compute=Compute(instance_type=spec.instance_type, instance_count=spec.instance_count,
-                            volume_size_in_gb=spec.volume_gb, enable_managed_spot_training=spec.spot),
+                            volume_size_in_gb=spec.volume_gb, enable_managed_spot_training=spec.spot,
+                            keep_alive_period_in_seconds=spec.keep_alive or None),
+            environment=dict(spec.environment) or None,
             stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_run,
                                                  max_wait_time_in_seconds=max_wait),
             checkpoint_config=CheckpointConfig(s3_uri=f"s3://{spec.bucket}/dlx/checkpoints/{name}/",
@@ -239,27 +260,46 @@ def fetch_model(session: Any, job: dict, run_dir: Path) -> Path:
     return run_dir
 
 
-def log_events(session: Any, name: str) -> Iterator[tuple[str, str]]:
-    """(host, message) for every event of the job's CloudWatch log streams, oldest first per host."""
+def log_events(session: Any, name: str, *, follow: bool = False) -> Iterator[tuple[str, str]]:
+    """(host, message) for every event of the job's CloudWatch log streams, oldest first per host;
+    with ``follow``, new events as they come (streams appear as instances start) until the job ends."""
     logs = session.client("logs")
     not_yet = f"no logs yet; SageMaker writes them once the instances start (`dlx sagemaker status {name}`)"
+    tokens: dict[str, str | None] = {}
     with aws_errors(f"logs of training job {name}", {"ResourceNotFoundException": not_yet}):
-        pages = logs.get_paginator("describe_log_streams").paginate(
-            logGroupName=LOG_GROUP, logStreamNamePrefix=f"{name}/")
-        streams = [stream["logStreamName"] for page in pages for stream in page.get("logStreams", [])]
-        if not streams:
-            raise DlxError(f"logs of training job {name}: {not_yet}")
-        for stream in streams:
-            host = stream.split("/", 1)[1]
-            token = None
-            while True:
-                page = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True,
-                                           **({"nextToken": token} if token else {}))
-                for event in page.get("events", []):
-                    yield host, event["message"]
-                if page.get("nextForwardToken") in (None, token):
-                    break
-                token = page["nextForwardToken"]
+        while True:
+            ended = describe(session, name)["TrainingJobStatus"] in ENDED if follow else True
+            for stream in _streams(logs, name, tolerate_none=follow):
+                tokens.setdefault(stream, None)
+            if not tokens and not follow:
+                raise DlxError(f"logs of training job {name}: {not_yet}")
+            for stream in tokens:
+                host = stream.split("/", 1)[1]
+                while True:
+                    token = tokens[stream]
+                    page = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True,
+                                               **({"nextToken": token} if token else {}))
+                    for event in page.get("events", []):
+                        yield host, event["message"]
+                    if page.get("nextForwardToken") in (None, token):
+                        break
+                    tokens[stream] = page["nextForwardToken"]
+            if ended:  # read once more after the end was seen, so nothing written last is missed
+                return
+            time.sleep(LOG_POLL_SECONDS)
+
+
+def _streams(logs: Any, name: str, *, tolerate_none: bool) -> list[str]:
+    from botocore.exceptions import ClientError
+
+    try:
+        pages = logs.get_paginator("describe_log_streams").paginate(logGroupName=LOG_GROUP,
+                                                                    logStreamNamePrefix=f"{name}/")
+        return [stream["logStreamName"] for page in pages for stream in page.get("logStreams", [])]
+    except ClientError as exc:
+        if tolerate_none and exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return []  # the log group appears with the first instance
+        raise
 
 
 def stop(session: Any, name: str) -> str | None:

@@ -27,39 +27,40 @@ No `from __future__ import annotations`: kfp reads the pipeline's parameter anno
 import inspect
 import json
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from kfp import dsl
 
 from components.distributed import NPROC_ENV, check_parallel
 from components.errors import DlxError
-from components.image import DEFAULT_IMAGE
 from components.ops import make_ops
 from components.params import parameter_types, to_dict
 from components.registry import Topic
+from pipelines.deployment import CHECKPOINT_MOUNT, Deployment, apply_to_step, apply_to_train
 
 GPU = "nvidia.com/gpu"
 """The Kubernetes resource name of NVIDIA's device plugin, which GPU node pools expose."""
 GPU_FRAMEWORKS = ("pytorch", "keras")
 
 
-def build_pipeline(topic: Topic, image: str = DEFAULT_IMAGE, gpus: int = 0,
-                   environment: Mapping[str, str] | None = None, nodes: int = 1) -> Any:
+def build_pipeline(topic: Topic, deployment: Deployment = Deployment()) -> Any:
     """The pipeline function for ``topic``; its arguments are what a run may change.
 
-    ``champion`` is the URI of the champion record (local path or s3://; empty: no promotion) and
-    ``margin`` how much better the new model must be to replace it (components.promotion).
-    ``environment``: variables every step's container gets (the local Docker runner's). With
-    ``nodes`` > 1 the train step creates a Kubeflow Trainer TrainJob of that many pods, each with
-    the topic's CPU and memory and ``gpus`` GPUs (components.trainjob), and waits for it.
+    ``champion`` is the URI of the champion record (local path or s3://, or models:/NAME for the
+    MLflow registry; empty: no promotion) and ``margin`` how much better the new model must be to
+    replace it (components.promotion). ``deployment`` (pipelines.deployment): the image, GPUs and
+    Kubernetes settings; with ``nodes`` > 1 the train step creates a Kubeflow Trainer TrainJob of
+    that many pods, each with the topic's CPU and memory and ``gpus`` GPUs (components.trainjob),
+    and waits for it.
     """
+    gpus, nodes = deployment.gpus, deployment.nodes
     if gpus > 1 and topic.framework not in GPU_FRAMEWORKS:
         raise DlxError(f"--gpus {gpus}: {topic.name} is a {topic.framework} topic and uses no GPU; "
                        "drop --gpus for it (PyTorch topics train one process per GPU, Keras topics mirror on them)")
     if nodes > 1:
         check_parallel(topic.name, topic.framework)
-    ops = make_ops(image)
+    ops = make_ops(deployment.image)
     defaults = topic.params_for(topic.default_dataset)
 
     def pipeline(dataset: str, dataset_options: str, data_dir: str, seed: int, champion: str, margin: float,
@@ -68,25 +69,27 @@ def build_pipeline(topic: Topic, image: str = DEFAULT_IMAGE, gpus: int = 0,
         prepared.set_caching_options(False)
         if nodes > 1:  # a waiter: the TrainJob's pods get the resources
             trained = ops.train_nodes(topic=topic.name, params_json=params_template(topic, params), seed=seed,
-                                      nodes=nodes, gpus=gpus, image=image, cpu=topic.cpu, memory=topic.memory,
-                                      dataset=prepared.outputs["dataset"])
+                                      nodes=nodes, gpus=gpus, image=deployment.image, cpu=topic.cpu,
+                                      memory=topic.memory, dataset=prepared.outputs["dataset"])
             trained.set_caching_options(True)
         else:
+            checkpoints = CHECKPOINT_MOUNT if deployment.checkpoint_pvc else ""
             trained = ops.train(topic=topic.name, params_json=params_template(topic, params), seed=seed,
-                                dataset=prepared.outputs["dataset"])
+                                dataset=prepared.outputs["dataset"], checkpoint_dir=checkpoints,
+                                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
             trained.set_caching_options(True).set_cpu_request(topic.cpu).set_memory_request(topic.memory)
             if gpus:
                 trained.set_accelerator_type(GPU).set_accelerator_limit(gpus)
             if gpus > 1 and topic.framework == "pytorch":
                 trained.set_env_variable(NPROC_ENV, str(gpus))
+        apply_to_train(trained, deployment)
         evaluated = ops.evaluate(
             topic=topic.name, dataset=prepared.outputs["dataset"], model=trained.outputs["model"],
             champion=champion, margin=margin, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
         )
         evaluated.set_caching_options(False)
         for task in (prepared, trained, evaluated):
-            for name, value in (environment or {}).items():
-                task.set_env_variable(name, value)
+            apply_to_step(task, deployment)
 
     fixed = {"dataset": (str, topic.default_dataset), "dataset_options": (str, "{}"), "data_dir": (str, ""),
              "seed": (int, 0), "champion": (str, ""), "margin": (float, 0.0)}

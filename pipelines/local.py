@@ -33,8 +33,10 @@ from components.job import Job
 from components.progress import PROGRESS_ENV
 from components.registry import Topic
 from components.report import write_report
+from components.tracking import EXPERIMENT_ENV, RUN_NAME_ENV, TARGET_ENV, URI_ENV
 from pipelines import docker_runner
 from pipelines.build import build_pipeline
+from pipelines.deployment import Deployment
 from pipelines.sweep import build_sweep
 from pipelines.runs import write_index
 
@@ -180,18 +182,22 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
     (partial / "tmp").mkdir(parents=True)
     (partial / "kfp").mkdir()
     log_path, progress_path = partial / "pipeline.log", partial / "kfp" / PROGRESS_FILE
-    settings = {PROGRESS_ENV: str(progress_path.resolve()), NPROC_ENV: str(processes),
+    settings = {PROGRESS_ENV: str(progress_path.resolve()), NPROC_ENV: str(processes), RUN_NAME_ENV: run_dir.name,
                 "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    tracked = {name: os.environ[name] for name in (URI_ENV, EXPERIMENT_ENV) if os.environ.get(name)}
     if image:
         local.init(runner=docker_runner.runner(), pipeline_root=str((partial / "kfp").resolve()), raise_on_error=True)
-        pipeline = build_pipeline(job.topic, image, environment={**settings, **docker_runner.CONTAINER_ENV})
+        deployment = Deployment(image=image, environment={**settings, **docker_runner.CONTAINER_ENV, **tracked,
+                                                          TARGET_ENV: "docker"})
     else:
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(partial / "kfp"),
                    raise_on_error=True)
-        pipeline = build_pipeline(job.topic)
+        deployment = Deployment()
+        settings[TARGET_ENV] = "local"
+    pipeline = build_pipeline(job.topic, deployment)
     arguments = {**job.arguments(), "champion": champion, "margin": margin}
     if trials is not None:
-        pipeline = build_sweep(job.topic, parallel)
+        pipeline = build_sweep(job.topic, parallel, deployment)
         arguments = job.arguments(params=False) | {"trials": trials}
     started = time.perf_counter()
     root = logging.getLogger()

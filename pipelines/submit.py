@@ -1,7 +1,9 @@
 """Runs and recurring runs of topic pipelines on a Kubeflow Pipelines server, through kfp.Client.
 
-Every pipeline is compiled afresh for the submission (image and GPUs are compile-time choices)
-and sent inline with the run, so nothing has to be uploaded first. kfp.Client's own console
+Every pipeline is compiled afresh for the submission (image, GPUs and the Kubernetes settings are
+compile-time choices) and registered as a named pipeline (dlx-TOPIC) with one version per distinct
+compiled spec (named by its sha256); runs and recurring runs reference that version, so the UI
+shows which spec each run ran and a resubmission of the same spec adds no version. kfp.Client's own console
 output (links, a version warning) is swallowed: the caller prints what matters. Its failures
 become one-line DlxErrors naming the server and the fix.
 
@@ -12,6 +14,7 @@ the kubeconfig's current context (the API server's service proxy, with its crede
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -29,6 +32,7 @@ from kfp import Client
 from components.errors import DlxError
 from components.registry import Topic
 from pipelines.compile import compile_topic
+from pipelines.deployment import Deployment
 
 POLL_SECONDS = 10.0
 """How often `wait` asks the server for the run's state."""
@@ -75,27 +79,49 @@ class _Client(Client):
 class Kubeflow:
     """A connection to one Kubeflow Pipelines server."""
 
-    def __init__(self, host: str | None, token: str | None = None) -> None:
+    def __init__(self, host: str | None, token: str | None = None, namespace: str | None = None) -> None:
         self.host = host.rstrip("/") if host else None
+        self.namespace = namespace or None
         with self._calls():
-            self.client = _Client(host=self.host, existing_token=token or None)
+            self.client = _Client(host=self.host, existing_token=token or None, namespace=self.namespace or "kubeflow")
 
     @property
     def where(self) -> str:
-        return f"at {self.host}" if self.host else "through your kubeconfig"
+        server = f"at {self.host}" if self.host else "through your kubeconfig"
+        return f"{server} in namespace {self.namespace}" if self.namespace else server
 
     def link(self, kind: str, resource_id: str) -> str | None:
         """The UI page of a run (kind "runs") or recurring run ("recurringrun"), when the host is known."""
         return f"{self.host}/#/{kind}/details/{resource_id}" if self.host else None
 
-    def submit(self, topic: Topic, arguments: dict, *, experiment: str, run_name: str, image: str, gpus: int,
-               sweep_parallel: int | None = None, nodes: int = 1) -> str:
+    def submit(self, topic: Topic, arguments: dict, *, experiment: str, run_name: str, deployment: Deployment,
+               sweep_parallel: int | None = None) -> str:
         """Start one run in ``experiment`` (created if missing); returns the run id. With
         ``sweep_parallel`` the run is the topic's sweep pipeline (pipelines.sweep)."""
-        with _package(topic, image, gpus, sweep_parallel, nodes) as package, self._calls():
-            result = self.client.create_run_from_pipeline_package(
-                package, arguments=arguments, run_name=run_name, experiment_name=experiment)
+        with _package(topic, deployment, sweep_parallel) as package, self._calls():
+            pipeline_id, version_id = self._version(package)
+            experiment_id = self.client.create_experiment(experiment).experiment_id
+            result = self.client.run_pipeline(experiment_id, run_name, params=arguments, pipeline_id=pipeline_id,
+                                              version_id=version_id)
         return result.run_id
+
+    def _version(self, package: str) -> tuple[str, str]:
+        """(pipeline id, version id) of the compiled spec: the pipeline named after the file
+        (dlx-TOPIC, dlx-sweep-TOPIC) is registered once, and each distinct spec once as a version
+        named by its sha256, which later runs of the same spec reuse."""
+        name = Path(package).stem
+        version_name = f"{name}-{hashlib.sha256(Path(package).read_bytes()).hexdigest()[:12]}"
+        pipeline_id = self.client.get_pipeline_id(name)
+        if pipeline_id is None:
+            pipeline_id = self.client.upload_pipeline(package, pipeline_name=name,
+                                                      description=f"dlx pipeline {name}").pipeline_id
+        found = self.client.list_pipeline_versions(pipeline_id, page_size=1, filter=json.dumps({"predicates": [
+            {"operation": "EQUALS", "key": "display_name", "stringValue": version_name}]})).pipeline_versions
+        if found:
+            return pipeline_id, found[0].pipeline_version_id
+        version = self.client.upload_pipeline_version(package, version_name, pipeline_id=pipeline_id,
+                                                      description=f"{name}, spec sha256 {version_name[-12:]}")
+        return pipeline_id, version.pipeline_version_id
 
     def wait(self, run_id: str, on_state: Callable[[str, float], None]) -> tuple[str, str]:
         """Poll until the run ends, telling ``on_state`` each new state; returns (state, error message)."""
@@ -113,17 +139,18 @@ class Kubeflow:
 
     def schedule(
         self, topic: Topic, arguments: dict, *, experiment: str, name: str, cron: str, max_concurrency: int,
-        image: str, gpus: int, nodes: int = 1,
+        deployment: Deployment,
     ) -> str:
         """Create an enabled recurring run on ``cron`` (see check_cron); returns its id.
 
         Missed runs are not caught up (``no_catchup``): after a pause, one retraining is enough.
         """
-        with _package(topic, image, gpus, nodes=nodes) as package, self._calls():
+        with _package(topic, deployment) as package, self._calls():
+            pipeline_id, version_id = self._version(package)
             experiment_id = self.client.create_experiment(experiment).experiment_id
             recurring = self.client.create_recurring_run(
                 experiment_id, name, cron_expression=cron, max_concurrency=max_concurrency, no_catchup=True,
-                params=arguments, pipeline_package_path=package, enabled=True)
+                params=arguments, pipeline_id=pipeline_id, version_id=version_id, enabled=True)
         return recurring.recurring_run_id
 
     def schedules(self, experiment: str | None = None) -> list[Schedule]:
@@ -182,6 +209,9 @@ class Kubeflow:
         status = exc.status or 0
         if status == 0:
             return self._unreachable(str(exc.reason))
+        if status == 403 and self.namespace:
+            return (f"Kubeflow Pipelines {self.where} refused access (HTTP 403): the token cannot see namespace "
+                    f"{self.namespace}; check --namespace (your profile's namespace) or the token's access to it")
         if status in (401, 403):
             return (f"Kubeflow Pipelines {self.where} refused the credentials (HTTP {status}); "
                     "pass --token or set DLX_KFP_TOKEN")
@@ -192,10 +222,10 @@ class Kubeflow:
 
 
 @contextlib.contextmanager
-def _package(topic: Topic, image: str, gpus: int, sweep_parallel: int | None = None, nodes: int = 1) -> Iterator[str]:
+def _package(topic: Topic, deployment: Deployment, sweep_parallel: int | None = None) -> Iterator[str]:
     """The topic's pipeline (or its sweep) compiled to a temporary YAML file."""
     with tempfile.TemporaryDirectory(prefix="dlx-kfp-") as tmp:
-        yield str(compile_topic(topic, Path(tmp), image, gpus, sweep_parallel, nodes))
+        yield str(compile_topic(topic, Path(tmp), deployment, sweep_parallel))
 
 
 def _schedule(run: Any) -> Schedule:

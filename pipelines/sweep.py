@@ -8,18 +8,20 @@ estimate of the sweep's winner.
 
 No `from __future__ import annotations`: kfp reads the pipeline's parameter annotations.
 """
+from dataclasses import replace
 from typing import Any, List
 
 from kfp import dsl
 
-from components.image import DEFAULT_IMAGE
 from components.ops import make_ops
 from components.registry import Topic
+from pipelines.deployment import Deployment, apply_to_step, apply_to_train
 
 
-def build_sweep(topic: Topic, parallel: int, image: str = DEFAULT_IMAGE) -> Any:
-    """The sweep pipeline function for ``topic``, at most ``parallel`` trials training at once."""
-    ops = make_ops(image)
+def build_sweep(topic: Topic, parallel: int, deployment: Deployment = Deployment()) -> Any:
+    """The sweep pipeline function for ``topic``, at most ``parallel`` trials training at once;
+    ``deployment``'s image and Kubernetes settings as for a run (no GPUs, nodes or checkpoints)."""
+    ops = make_ops(deployment.image)
 
     @dsl.pipeline(name=f"dlx-sweep-{topic.name}", description=f"dlx sweep of {topic.name}: {topic.description}")
     def sweep(
@@ -34,9 +36,13 @@ def build_sweep(topic: Topic, parallel: int, image: str = DEFAULT_IMAGE) -> Any:
         with dsl.ParallelFor(trials, parallelism=parallel) as trial:
             trained = ops.train(topic=topic.name, params_json=trial, seed=seed, dataset=prepared.outputs["dataset"])
             trained.set_cpu_request(topic.cpu).set_memory_request(topic.memory)
-        chosen = ops.choose(topic=topic.name, models=dsl.Collected(trained.outputs["model"]))
+            apply_to_train(trained, replace(deployment, checkpoint_pvc=""))
+        chosen = ops.choose(topic=topic.name, models=dsl.Collected(trained.outputs["model"]),
+                            dataset=prepared.outputs["dataset"], run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
         evaluated = ops.evaluate(topic=topic.name, dataset=prepared.outputs["dataset"], model=chosen.outputs["best"],
                                  run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
         evaluated.set_caching_options(False)
+        for task in (prepared, trained, chosen, evaluated):
+            apply_to_step(task, deployment)
 
     return sweep

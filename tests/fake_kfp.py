@@ -2,8 +2,11 @@
 
 kfp.Client talks through urllib3, which `responses` cannot intercept, so tests point it at this
 real HTTP server instead. It answers what `dlx submit` and `dlx schedule` use — healthz,
-experiments (create, list by name, get), runs (create, get), recurring runs (create, list, get,
-enable, disable, delete) — and records every request for assertions.
+experiments (create, list by name, get), pipelines (upload, list by name) and their versions
+(upload, list by name), runs (create, get), recurring runs (create, list, get, enable, disable,
+delete) — and records every request for assertions. An upload's spec (multipart, as the client
+sends it) is kept as the parsed YAML under the version's ``spec``, with the platform document
+(kfp-kubernetes' settings) merged in as ``platforms``.
 """
 from __future__ import annotations
 
@@ -42,6 +45,8 @@ class FakeKfp:
         self.experiments: dict[str, dict] = {}
         self.runs: dict[str, dict] = {}
         self.recurring_runs: dict[str, dict] = {}
+        self.pipelines: dict[str, dict] = {}
+        self.versions: dict[str, dict] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -90,6 +95,37 @@ class FakeKfp:
     def _get_experiment(self, request: Request, experiment_id: str) -> tuple[int, dict]:
         return _get(self.experiments, experiment_id)
 
+    def _upload_pipeline(self, request: Request) -> tuple[int, dict]:
+        name = request.query["name"][0]
+        if any(p["display_name"] == name for p in self.pipelines.values()):
+            return 409, {"error": "exists", "code": 6, "message": f"pipeline {name} already exists"}
+        pipeline = {"pipeline_id": str(uuid.uuid4()), "display_name": name, "created_at": CREATED}
+        self.pipelines[pipeline["pipeline_id"]] = pipeline
+        self._add_version(pipeline["pipeline_id"], name, request.body)
+        return 200, pipeline
+
+    def _upload_version(self, request: Request) -> tuple[int, dict]:
+        pipeline_id = request.query["pipelineid"][0]
+        if pipeline_id not in self.pipelines:
+            return _get(self.pipelines, pipeline_id)
+        return 200, self._add_version(pipeline_id, request.query["name"][0], request.body)
+
+    def _add_version(self, pipeline_id: str, name: str, spec: Any) -> dict:
+        version = {"pipeline_id": pipeline_id, "pipeline_version_id": str(uuid.uuid4()), "display_name": name,
+                   "created_at": CREATED}
+        self.versions[version["pipeline_version_id"]] = {**version, "spec": spec}
+        return version
+
+    def _list_pipelines(self, request: Request) -> tuple[int, dict]:
+        found = _filtered(list(self.pipelines.values()), request)
+        return 200, ({"pipelines": found, "total_size": len(found)} if found else {})
+
+    def _list_versions(self, request: Request, pipeline_id: str) -> tuple[int, dict]:
+        mine = [{k: v for k, v in version.items() if k != "spec"} for version in self.versions.values()
+                if version["pipeline_id"] == pipeline_id]
+        found = _filtered(mine, request)
+        return 200, ({"pipeline_versions": found, "total_size": len(found)} if found else {})
+
     def _create_run(self, request: Request) -> tuple[int, dict]:
         run = {**request.body, "run_id": str(uuid.uuid4()), "created_at": CREATED, "state": "PENDING"}
         self.runs[run["run_id"]] = run
@@ -134,6 +170,27 @@ class FakeKfp:
         return status, found
 
 
+def _filtered(rows: list[dict], request: Request) -> list[dict]:
+    """``rows`` whose display_name a ``filter`` query (EQUALS predicates) names."""
+    if "filter" not in request.query:
+        return rows
+    predicates = json.loads(request.query["filter"][0])["predicates"]
+    names = {p["stringValue"] for p in predicates if p["key"] in ("display_name", "name")}
+    return [row for row in rows if row["display_name"] in names]
+
+
+def _spec(content_type: str, raw: bytes) -> Any:
+    """The uploaded file of a multipart body, as YAML."""
+    import yaml
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    [part] = [part for part in message.iter_parts() if part.get_filename()]
+    spec, *platform = yaml.safe_load_all(part.get_payload(decode=True))  # kfp-kubernetes adds a platform document
+    return {**spec, **(platform[0] if platform else {})}
+
+
 def _get(table: dict[str, dict], key: str) -> tuple[int, dict]:
     if key in table:
         return 200, table[key]
@@ -147,6 +204,10 @@ _ROUTES = [
     ("POST", f"{_API}/experiments", FakeKfp._create_experiment),
     ("GET", f"{_API}/experiments", FakeKfp._list_experiments),
     ("GET", f"{_API}/experiments/{_ID}", FakeKfp._get_experiment),
+    ("POST", f"{_API}/pipelines/upload", FakeKfp._upload_pipeline),
+    ("POST", f"{_API}/pipelines/upload_version", FakeKfp._upload_version),
+    ("GET", f"{_API}/pipelines", FakeKfp._list_pipelines),
+    ("GET", f"{_API}/pipelines/{_ID}/versions", FakeKfp._list_versions),
     ("POST", f"{_API}/runs", FakeKfp._create_run),
     ("GET", f"{_API}/runs/{_ID}", FakeKfp._get_run),
     ("POST", f"{_API}/recurringruns", FakeKfp._create_recurring_run),
@@ -163,8 +224,10 @@ def _handler(fake: FakeKfp) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            kind = self.headers.get("Content-Type", "")
+            body = _spec(kind, raw) if kind.startswith("multipart/") else json.loads(raw) if raw else None
             request = Request(self.command, url.path, parse_qs(url.query),
-                              {k.lower(): v for k, v in self.headers.items()}, json.loads(raw) if raw else None)
+                              {k.lower(): v for k, v in self.headers.items()}, body)
             status, body = fake.handle(request)
             payload = json.dumps(body).encode()
             self.send_response(status)

@@ -30,6 +30,11 @@ def server():
         yield fake
 
 
+def _spec(server: FakeKfp, body: dict) -> dict:
+    """The compiled spec a run or recurring run references: the registered version's."""
+    return server.versions[body["pipeline_version_reference"]["pipeline_version_id"]]["spec"]
+
+
 def _one_line_error(capsys) -> str:
     captured = capsys.readouterr()
     assert captured.err.startswith("dlx: error: ") and captured.err.count("\n") == 1, captured.err
@@ -48,7 +53,8 @@ def test_submit_sends_the_pipeline_with_gpu_resources_parameters_and_experiment(
     (run,) = server.calls("POST", RUNS)
     assert run.body["experiment_id"] == experiment_id
 
-    spec = run.body["pipeline_spec"]
+    assert "pipeline_spec" not in run.body  # the run references a registered version instead
+    spec = _spec(server, run.body)
     assert spec["pipelineInfo"]["name"] == "dlx-mnist-cnn"
     assert set(spec["root"]["dag"]["tasks"]) == {"prepare", "train", "evaluate"}
     executors = spec["deploymentSpec"]["executors"]
@@ -112,7 +118,7 @@ def test_schedule_create_sends_cron_concurrency_enabled_trigger_and_promotion(se
     parameters = body["runtime_config"]["parameters"]
     assert (parameters["champion"], parameters["margin"]) == (champion, 0.005)
     assert (parameters["dataset"], parameters["data_dir"]) == ("mnist", "s3://data/mnist")
-    train = body["pipeline_spec"]["deploymentSpec"]["executors"]["exec-train"]["container"]
+    train = _spec(server, body)["deploymentSpec"]["executors"]["exec-train"]["container"]
     assert train["resources"]["accelerator"]["resourceCount"] == "2"
     (recurring_id,) = server.recurring_runs
     assert f"recurring run {recurring_id}" in capsys.readouterr().out
@@ -148,7 +154,7 @@ def test_schedule_list_enable_disable_delete_address_the_right_ids(server, capsy
     (["submit", "mnist-cnn", "--dataset", "cifar"], "does not take data set 'cifar'"),
     (["submit", "mnist-cnn", "--data-dir", "/data/mnist"], "--data-dir /data/mnist is a path on this machine"),
     (["submit", "mnist-cnn", "--champion", "champion.json"], "--champion champion.json is a path on this machine"),
-    (["submit", "mnist-cnn", "--gpus", "-1"], "must be 0 or more"),
+    (["submit", "mnist-cnn", "--gpus", "-1"], "--gpus must be at least 0, got -1"),
     (["submit", "transformer"], "unknown topic 'transformer'"),
 ])
 def test_user_errors_are_caught_before_the_server_is_contacted(argv, message, server, capsys):
@@ -191,5 +197,75 @@ def test_the_unpublished_default_image_is_a_one_line_warning(server, monkeypatch
     monkeypatch.setenv("DLX_KFP_IMAGE", "r.example/dlx:2")  # or [kubeflow] image in dlx.toml
     assert main(["submit", "mnist-mlp", "--host", server.url]) == 0
     assert capsys.readouterr().err == ""
-    executors = server.calls("POST", RUNS)[-1].body["pipeline_spec"]["deploymentSpec"]["executors"]
+    executors = _spec(server, server.calls("POST", RUNS)[-1].body)["deploymentSpec"]["executors"]
     assert {e["container"]["image"] for e in executors.values()} == {"r.example/dlx:2"}
+
+
+def test_a_topic_is_one_named_pipeline_with_a_version_per_distinct_spec(server):
+    for gpus in ("1", "1", "2"):
+        assert main(["submit", "mnist-cnn", "--host", server.url, "--gpus", gpus]) == 0
+    assert main(["schedule", "create", "mnist-cnn", "--host", server.url, "--cron", "@daily", "--gpus", "2"]) == 0
+    (pipeline,) = server.pipelines.values()
+    assert pipeline["display_name"] == "dlx-mnist-cnn"
+    names = [v["display_name"] for v in server.versions.values()]
+    # upload_pipeline's own first version, then one per distinct compiled spec
+    assert names[0] == "dlx-mnist-cnn" and len(names) == 3 and all(n.startswith("dlx-mnist-cnn-") for n in names[1:])
+    runs = [r.body["pipeline_version_reference"]["pipeline_version_id"] for r in server.calls("POST", RUNS)]
+    assert runs[0] == runs[1] != runs[2]  # the same spec reuses its version
+    (recurring,) = server.calls("POST", RECURRING)
+    assert recurring.body["pipeline_version_reference"]["pipeline_version_id"] == runs[2]
+
+
+def test_kubernetes_settings_reach_the_platform_spec(server, tmp_path, monkeypatch):
+    config = tmp_path / "dlx.toml"
+    config.write_text('[kubeflow]\nnamespace = "team-a"\ntolerations = ["nvidia.com/gpu:NoSchedule"]\n'
+                      'image_pull_secrets = ["regcred"]\nretries = 2\ncheckpoint_pvc = "dlx-checkpoints"\n'
+                      '[mlflow]\ntracking_uri = "http://mlflow.team-a:5000"\n')
+    monkeypatch.setenv("DLX_CONFIG", str(config))
+    argv = ["submit", "cf-regularized", "--host", server.url, "--gpus", "1",
+            "--node-selector", "nvidia.com/gpu.product=NVIDIA-A10G", "--toleration", "pool=gpu:NoExecute",
+            "--secret-env", "aws-credentials=AWS_ACCESS_KEY_ID,AWS_SECRET_ACCESS_KEY"]
+    assert main(argv) == 0
+    (experiment,) = server.calls("POST", "/apis/v2beta1/experiments")
+    assert experiment.body["namespace"] == "team-a"
+    (run,) = server.calls("POST", RUNS)
+    spec = _spec(server, run.body)
+    executors = spec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    train = executors["exec-train"]
+    assert train["nodeSelector"] == {"labels": {"nvidia.com/gpu.product": "NVIDIA-A10G"}}
+    assert train["tolerations"] == [{"key": "pool", "operator": "Equal", "value": "gpu", "effect": "NoExecute"}]
+    [mount] = train["pvcMount"]
+    assert (mount["mountPath"], mount["pvcNameParameter"]) == ("/dlx-checkpoints",
+                                                               {"runtimeValue": {"constant": "dlx-checkpoints"}})
+    assert "pvcMount" not in executors["exec-evaluate"] and "tolerations" not in executors["exec-prepare"]
+    for name in ("exec-prepare", "exec-train", "exec-evaluate"):
+        [secret] = executors[name]["imagePullSecret"]
+        assert secret["secretNameParameter"] == {"runtimeValue": {"constant": "regcred"}}
+        keys = {entry["envVar"] for item in executors[name]["secretAsEnv"] for entry in item["keyToEnv"]}
+        assert keys == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert spec["root"]["dag"]["tasks"]["train"]["retryPolicy"]["maxRetryCount"] == 2
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["train"]["inputs"]["parameters"]["checkpoint_dir"]["runtimeValue"]["constant"] == "/dlx-checkpoints"
+    env = {e["name"]: e["value"] for e in spec["deploymentSpec"]["executors"]["exec-evaluate"]["container"]["env"]}
+    assert env == {"MLFLOW_TRACKING_URI": "http://mlflow.team-a:5000", "DLX_TARGET": "kubeflow"}
+
+
+@pytest.mark.parametrize("flag, message", [
+    (["--toleration", "nvidia.com/gpu:Sometimes"], "bad toleration 'nvidia.com/gpu:Sometimes'"),
+    (["--node-selector", "gpu"], "bad --node-selector 'gpu'"),
+    (["--secret-env", "aws-credentials"], "bad --secret-env 'aws-credentials'"),
+    (["--image-pull-secret", "Reg_Cred"], "'Reg_Cred' is not a Kubernetes object name"),
+    (["--retries", "-1"], "--retries must be at least 0"),
+])
+def test_bad_kubernetes_settings_are_one_line_before_any_call(flag, message, server, capsys):
+    assert main(["submit", "mnist-mlp", "--host", server.url, *flag]) == 2
+    assert message in _one_line_error(capsys)
+    assert server.requests == []
+
+
+def test_a_namespace_the_token_cannot_see_is_one_line(capsys, monkeypatch):
+    with FakeKfp() as fake:
+        monkeypatch.setattr(fake, "handle", lambda request: (403, {"error": "forbidden", "code": 7,
+                                                                   "message": "no access to namespace team-b"}))
+        assert main(["submit", "mnist-mlp", "--host", fake.url, "--namespace", "team-b"]) == 2
+    assert "the token cannot see namespace team-b; check --namespace" in _one_line_error(capsys)

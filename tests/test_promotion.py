@@ -135,7 +135,7 @@ def test_a_champion_that_cannot_be_rescored_blocks_promotion(tmp_path):
     ("{not json", "is not valid JSON"),
     (json.dumps({"topic": "stub"}), "lacks metric, value, test_fingerprint, model_uri"),
     (json.dumps({"topic": "mnist-cnn", "metric": "accuracy", "value": 1, "test_fingerprint": "x", "model_uri": "m"}),
-     "is for mnist-cnn (accuracy), not stub (accuracy); give each topic its own --champion"),
+     "is for mnist-cnn (accuracy), not stub (accuracy); give each topic its own champion"),
 ])
 def test_a_foreign_or_broken_record_is_a_one_line_error(tmp_path, content, message):
     record = tmp_path / "stub.json"

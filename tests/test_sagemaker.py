@@ -56,8 +56,8 @@ def calls(monkeypatch):
     """Moto with bucket BUCKET; yields the (operation, params) list of every call the commands make."""
     seen: list[tuple[str, dict]] = []
 
-    def hooked(region):
-        session = real(region)
+    def hooked(region, **options):
+        session = real(region, **options)
         session.events.register("provide-client-params",
                                 lambda params, model, **_: seen.append((model.name, dict(params))))
         return session
@@ -279,8 +279,8 @@ def script(monkeypatch, **after):
     """Play SageMaker's part: after each named call, move moto's job on (its state is all-or-nothing)."""
     real = aws.session
 
-    def scripted(region):
-        session = real(region)
+    def scripted(region, **options):
+        session = real(region, **options)
         for operation, change in after.items():
             session.events.register(f"after-call.sagemaker.{operation}", lambda parsed, change=change, **_: change(
                 moto_job(parsed.get("TrainingJobName") or parsed["TrainingJobArn"].rsplit("/", 1)[1])))
@@ -304,9 +304,9 @@ def test_status_shows_the_job_and_stop_stops_only_a_running_one(calls, capsys, m
     moto_job(name).training_job_status = "InProgress"
     real = aws.session
 
-    def answering_stop(region):
+    def answering_stop(region, **options):
         """moto 5.2 lacks StopTrainingJob: answer it as SageMaker does (an empty 200) before moto sees it."""
-        session = real(region)
+        session = real(region, **options)
         session.events.register("before-call.sagemaker.StopTrainingJob",
                                 lambda **_: (AWSResponse("https://sagemaker", 200, {}, None), {}))
         return session

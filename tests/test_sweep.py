@@ -99,7 +99,8 @@ def test_a_sweep_on_a_cluster_is_one_run_of_the_sweep_pipeline(capsys, tmp_path,
         assert main(["sweep", "cf-regularized", "--param", "factors=2,4,8", "--parallel", "3", "--host", server.url,
                      "--image", "registry.example/dlx:1"]) == 0
         (run,) = server.calls("POST", "/apis/v2beta1/runs")
-    spec = run.body["pipeline_spec"]
+        spec = server.versions[run.body["pipeline_version_reference"]["pipeline_version_id"]]["spec"]
+        assert [p["display_name"] for p in server.pipelines.values()] == ["dlx-sweep-cf-regularized"]
     assert spec["pipelineInfo"]["name"] == "dlx-sweep-cf-regularized"
     assert spec["root"]["dag"]["tasks"]["for-loop-1"]["iteratorPolicy"]["parallelismLimit"] == 3
     parameters = run.body["runtime_config"]["parameters"]
