@@ -11,6 +11,7 @@ the sweep's evaluate step then logs the chosen model's test figures into the par
 """
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -42,6 +43,9 @@ def mlflow_errors(action: str) -> Iterator[None]:
     from mlflow.exceptions import MlflowException
     from requests.exceptions import RequestException
 
+    # A request-header plugin installed beside the SageMaker SDK fails on every call outside
+    # SageMaker and warns each time; the headers it would add are not needed here.
+    logging.getLogger("mlflow.tracking.request_header.registry").setLevel(logging.ERROR)
     try:
         yield
     except (MlflowException, RequestException, OSError) as exc:
@@ -122,7 +126,8 @@ def test_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     return figures
 
 
-def log_evaluated(metrics: dict, model_dir: Path, evaluation_dir: Path, *, run_name: str = "") -> str:
+def log_evaluated(metrics: dict, model_dir: Path, evaluation_dir: Path, *, run_name: str = "",
+                  tags: Mapping[str, str] | None = None) -> str:
     """Log one evaluated run (or, in a sweep, the chosen model into the sweep's parent run); its run id."""
     import mlflow
     from mlflow import MlflowClient
@@ -135,9 +140,10 @@ def log_evaluated(metrics: dict, model_dir: Path, evaluation_dir: Path, *, run_n
             client.set_tag(run_id, "dlx.verdict", str(metrics.get("verdict", ""))[:500])
         else:
             experiment = mlflow.set_experiment(os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT)
+            local = {"dlx.run_id": os.environ[RUN_NAME_ENV]} if os.environ.get(RUN_NAME_ENV) else {}
             run_name = os.environ.get(RUN_NAME_ENV) or run_name
             run_id = client.create_run(experiment.experiment_id, run_name=run_name or None,
-                                       tags=run_tags(metrics)).info.run_id
+                                       tags=run_tags(metrics, {**local, **(tags or {})})).info.run_id
         client.log_batch(run_id, params=_params(metrics["params"]))
         history = model_dir / "history.json"
         if history.is_file():
@@ -148,7 +154,8 @@ def log_evaluated(metrics: dict, model_dir: Path, evaluation_dir: Path, *, run_n
         for path in sorted(evaluation_dir.glob("*")):
             if path.is_file() and path.suffix in (".html", ".png", ".json"):
                 client.log_artifact(run_id, str(path), "evaluation")
-        client.log_artifacts(run_id, str(model_dir), "model")
+        if model_dir.is_dir():
+            client.log_artifacts(run_id, str(model_dir), "model")
         client.set_terminated(run_id)
     return run_id
 
@@ -187,6 +194,41 @@ def log_decision(run_id: str, decision: Mapping[str, Any], evaluation_dir: Path)
         _log_figures(client, run_id, {"promoted": float(decision["promoted"])})
         for name in ("promotion.json", "report.html"):
             client.log_artifact(run_id, str(evaluation_dir / name), "evaluation")
+
+
+def use_local_store(root: Path, experiment: str = "dlx-local") -> str:
+    """Point tracking at the SQLite store beside the local runs (``root``/mlflow.db, artifacts in
+    ``root``/mlartifacts) and its experiment; the tracking URI."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    root.mkdir(parents=True, exist_ok=True)
+    uri = f"sqlite:///{(root / 'mlflow.db').resolve()}"
+    os.environ.update({URI_ENV: uri, EXPERIMENT_ENV: experiment})
+    mlflow.set_tracking_uri(uri)
+    with mlflow_errors("opening the local store"):
+        client = MlflowClient(uri)
+        if client.get_experiment_by_name(experiment) is None:
+            client.create_experiment(experiment, artifact_location=(root / "mlartifacts").resolve().as_uri())
+    return uri
+
+
+def logged_runs() -> set[str]:
+    """The dlx run ids (tag dlx.run_id) already in the current experiment."""
+    from mlflow import MlflowClient
+
+    with mlflow_errors("listing the runs"):
+        client = MlflowClient()
+        experiment = client.get_experiment_by_name(os.environ.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT)
+        if experiment is None:
+            return set()
+        found, token = set(), None
+        while True:
+            page = client.search_runs([experiment.experiment_id], max_results=1000, page_token=token)
+            found |= {run.data.tags["dlx.run_id"] for run in page if "dlx.run_id" in run.data.tags}
+            token = page.token
+            if not token:
+                return found
 
 
 def log_sweep(topic: str, dataset: str, rows: list[dict], model_dirs: list[Path], best_dir: Path,

@@ -67,6 +67,15 @@ def use_tracking(args: argparse.Namespace) -> str | None:
     return uri
 
 
+def check_champion(champion: str | None, tracking_uri: str | None) -> None:
+    """A registry champion (models:/NAME) needs tracking; say so before any work."""
+    from components.model_registry import REGISTRY_PREFIX
+
+    if champion and champion.startswith(REGISTRY_PREFIX) and not tracking_uri:
+        raise DlxError(f"--champion {champion} promotes through the MLflow registry, which needs a tracking server: "
+                       "pass --tracking-uri (or set MLFLOW_TRACKING_URI), or give a champion record path")
+
+
 def add_champion_arguments(parser: argparse.ArgumentParser, where: str) -> None:
     parser.add_argument("--champion", help=f"champion record ({where}), or models:/NAME for the MLflow registry "
                                            "(with tracking): promote the model only if it beats the champion")

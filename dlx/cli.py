@@ -12,7 +12,7 @@ from components.image import DEFAULT_IMAGE
 from components.registry import Topic, get_topic, topics
 from dlx import cli_aws, cli_generate, cli_kubeflow, cli_list, cli_predict, cli_runs, cli_sagemaker, cli_sweep
 from dlx.arguments import (add_champion_arguments, add_job_arguments, add_runs_dir, add_tracking_argument,
-                           require_train_extra, resolve_job, runs_root, use_tracking, warn_if_unpublished)
+                           check_champion, require_train_extra, resolve_job, runs_root, use_tracking, warn_if_unpublished)
 from dlx.console import open_console
 
 
@@ -30,6 +30,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     if image is None:
         require_train_extra("run")
     tracked = use_tracking(args)
+    check_champion(args.champion, tracked)
     run_dir = Path(args.out) if args.out else new_run_dir(runs_root(args), job.topic)
     where = f" in {image}" if image else ""
     print(f"dlx run {job.topic.name} on {job.dataset} (seed {args.seed}){where} -> {run_dir}", flush=True)

@@ -14,7 +14,8 @@ from components.errors import DlxError
 from components.image import DEFAULT_IMAGE
 from components.registry import Topic
 from components.tracking import EXPERIMENT_ENV, TARGET_ENV, URI_ENV
-from dlx.arguments import add_champion_arguments, add_job_arguments, resolve_job, warn_if_unpublished
+from components.model_registry import REGISTRY_PREFIX
+from dlx.arguments import add_champion_arguments, add_job_arguments, check_champion, resolve_job, warn_if_unpublished
 from infra.config import kubernetes_settings, load_settings
 from pipelines.deployment import Deployment
 
@@ -129,7 +130,7 @@ def connect(args: argparse.Namespace):
 def _run_arguments(args: argparse.Namespace) -> tuple[Topic, str, dict, Deployment]:
     """Topic, data set and pipeline arguments, checked here before anything reaches the cluster."""
     for flag, value in (("--data-dir", args.data_dir), ("--champion", args.champion)):
-        if value and "://" not in value:
+        if value and "://" not in value and not value.startswith(REGISTRY_PREFIX):
             raise DlxError(f"{flag} {value} is a path on this machine, which the cluster's steps cannot see; "
                            "upload it and pass an s3:// URI")
     job = resolve_job(args, local_data=False)
@@ -137,6 +138,7 @@ def _run_arguments(args: argparse.Namespace) -> tuple[Topic, str, dict, Deployme
         raise DlxError(f"--margin must be 0 or more, got {args.margin}")
     image = args.image or load_settings().kfp_image or DEFAULT_IMAGE
     placed = deployment(args, image)
+    check_champion(args.champion, placed.environment.get(URI_ENV))
     warn_if_unpublished(image)
     return (job.topic, job.dataset, {**job.arguments(), "champion": args.champion or "", "margin": args.margin},
             placed)

@@ -1,4 +1,5 @@
-"""`dlx runs [TOPIC] [--json]` and `dlx compare RUN RUN...`: the local runs, newest first, and side by side."""
+"""`dlx runs [TOPIC] [--json]`, `dlx compare RUN RUN...` and `dlx ui`: the local runs, newest first,
+side by side, and in MLflow's UI."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--out", help="where compare.html and curves.png go (default: RUNS_DIR/compare-<time>)")
     add_runs_dir(compare, "where runs are")
     compare.set_defaults(func=cmd_compare)
+
+    ui = sub.add_parser("ui", help="MLflow's UI over the local runs, on 127.0.0.1 (a SQLite store beside runs/)")
+    ui.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default: 5000)")
+    add_runs_dir(ui, "where runs are")
+    ui.set_defaults(func=cmd_ui)
+
+
+def cmd_ui(args: argparse.Namespace) -> None:
+    """Log the local runs the store lacks, then become MLflow's UI on loopback (until Ctrl-C)."""
+    import os
+    import socket
+    import sys
+
+    from components import tracking
+    from pipelines.runs import track_local_runs
+
+    with socket.socket() as probe:  # say it now: the UI would fail after starting
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError as exc:
+            raise DlxError(f"port {args.port} on 127.0.0.1 is not free ({exc.strerror}); pass another --port") from None
+    root = runs_root(args)
+    uri = tracking.use_local_store(root)
+    added = track_local_runs(root)
+    print(f"{added} new local run(s) added to {root / 'mlflow.db'}; MLflow UI on http://127.0.0.1:{args.port} "
+          "(Ctrl-C stops it)", flush=True)
+    os.execv(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                              "--default-artifact-root", (root / "mlartifacts").resolve().as_uri(),
+                              "--host", "127.0.0.1", "--port", str(args.port)])
 
 
 def cmd_runs(args: argparse.Namespace) -> None:

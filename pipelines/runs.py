@@ -97,6 +97,24 @@ def list_runs(root: Path, topic: str | None = None) -> list[Run]:
     return sorted(found, key=lambda run: (run.finished, run.id), reverse=True)
 
 
+def track_local_runs(root: Path) -> int:
+    """Log every local run under ``root`` that the current MLflow experiment lacks (tag dlx.run_id);
+    how many were added. Each keeps its figures, curves, report and model (components.tracking)."""
+    from components import tracking
+
+    seen = tracking.logged_runs()
+    added = 0
+    for run in reversed(list_runs(root)):  # oldest first, so MLflow's start times keep the order
+        if run.id in seen:
+            continue
+        model = next((d for d in (run.path / "train" / "model", run.path / "choose" / "best") if d.is_dir()),
+                     run.path / "model")
+        tracking.log_evaluated(run.metrics, model, run.path / "evaluate" / "evaluation", run_name=run.id,
+                               tags={"dlx.run_id": run.id})
+        added += 1
+    return added
+
+
 def resolve_run(root: Path, name: str) -> Path:
     """The run directory ``name`` names: a path, a run id under ``root``, or a unique prefix of a complete run's id."""
     given = Path(name)

@@ -398,3 +398,62 @@ def test_job_names_follow_sagemaker_rules():
     assert jobs.job_name("mnist-cnn", datetime(2026, 11, 28, 10, 45, 12)) == "dlx-mnist-cnn-20261128-104512"
     long = jobs.job_name("a_very_long_topic_name_" * 4, datetime(2026, 11, 28, 10, 45, 12))
     assert len(long) <= 63 and re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", long)
+
+
+def test_a_dry_run_with_nothing_to_stage_needs_no_aws_account(capsys, monkeypatch, fake_mnist):
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    assert train("--dry-run") == 0  # digits is bundled: no channel, no bucket check, no call at all
+    out = capsys.readouterr().out
+    request = json.loads(out[out.index("{"):])
+    assert request["HyperParameters"]["dataset"] == "digits" and "InputDataConfig" not in request
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    assert train("--dry-run", "--dataset", "mnist", "--data-dir", str(fake_mnist)) == 2  # staging reads S3
+    assert "no AWS credentials found" in one_error_line(capsys)
+
+
+def test_every_missing_setting_is_named_at_once(capsys):
+    assert main(["sagemaker", "train", "mnist-cnn"]) == 2
+    err = one_error_line(capsys)
+    assert "missing settings role_arn, bucket, image_uri: pass --role, --bucket, --image" in err
+    assert "DLX_ROLE_ARN, DLX_BUCKET, DLX_IMAGE_URI" in err and "dlx aws bootstrap --write-config" in err
+
+
+def test_warm_pools_and_tracking_reach_the_request(calls, capsys):
+    assert train("--keep-alive", "600", "--tracking-uri", "http://mlflow.internal:5000") == 0
+    [request] = sent(calls, "CreateTrainingJob")
+    assert request["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600
+    assert request["Environment"] == {"MLFLOW_TRACKING_URI": "http://mlflow.internal:5000", "DLX_TARGET": "sagemaker"}
+    assert train("--keep-alive", "600", "--spot") == 2
+    assert "warm pool) is for on-demand instances" in one_error_line(capsys)
+    assert train("--keep-alive", "7200") == 2
+    assert "0 to 3600 seconds" in one_error_line(capsys)
+
+
+def test_logs_follow_prints_new_lines_until_the_job_ends(calls, capsys, monkeypatch):
+    assert train() == 0
+    name = sent(calls, "CreateTrainingJob")[0]["TrainingJobName"]
+    logs = boto3.client("logs")
+    stream = f"{name}/algo-1-1700000000"
+    now_ms = int(datetime.now().timestamp() * 1000)
+    script_lines = [[], ["epoch 1/2"], ["epoch 2/2", "evaluated"]]  # what appears before each poll
+    states = ["InProgress", "InProgress", "Completed"]
+    real = jobs.describe
+
+    def described(session, job_name):
+        lines = script_lines.pop(0)
+        if lines:
+            if not logs.describe_log_groups(logGroupNamePrefix=jobs.LOG_GROUP)["logGroups"]:
+                logs.create_log_group(logGroupName=jobs.LOG_GROUP)
+                logs.create_log_stream(logGroupName=jobs.LOG_GROUP, logStreamName=stream)
+            logs.put_log_events(logGroupName=jobs.LOG_GROUP, logStreamName=stream,
+                                logEvents=[{"timestamp": now_ms + len(m), "message": m} for m in lines])
+        return {**real(session, job_name), "TrainingJobStatus": states.pop(0)}
+
+    monkeypatch.setattr(jobs, "describe", described)
+    monkeypatch.setattr(jobs, "LOG_POLL_SECONDS", 0)
+    capsys.readouterr()
+    assert main(["sagemaker", "logs", name, "--follow"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["== algo-1-1700000000 ==", "epoch 1/2", "epoch 2/2", "evaluated"]
+    assert states == []  # it stopped once the job had ended
