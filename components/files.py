@@ -1,4 +1,4 @@
-"""Small file helpers: directories that appear complete or not at all, JSON in and out."""
+"""Small file helpers: directories that appear complete or not at all, JSON in and out, remote names kept inside their destination."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from components.errors import DlxError
 
 
 @contextmanager
@@ -30,6 +32,16 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         tmp.rename(target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def inside(root: str | Path, relative: str, what: str) -> Path:
+    """``root``/``relative``, refused in one line unless it resolves inside ``root``: a remote name
+    (an S3 key, an archive member, a job name) must never choose where a file lands."""
+    base = Path(root).resolve()
+    target = (base / relative).resolve()
+    if target == base or base not in target.parents:
+        raise DlxError(f"{what} '{relative}' would land outside {root}; refusing it (rename the remote object)")
+    return target
 
 
 def write_json(path: str | Path, data: Any) -> None:

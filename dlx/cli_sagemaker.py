@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from components.errors import DlxError
+from components.files import inside
 from components.image import DEFAULT_IMAGE
 from components.registry import get_topic
 from dlx.arguments import add_job_arguments, add_runs_dir, resolve_job, runs_root
@@ -176,7 +177,7 @@ def _fetch(session: Any, job: dict, runs_root: Path) -> None:
         reason = job.get("FailureReason") or f"secondary status {job.get('SecondaryStatus', '?')}"
         raise DlxError(f"training job {name} {status.lower()}: {' '.join(str(reason).split())}; "
                        f"see `dlx sagemaker logs {name}`")
-    run_dir = jobs.fetch_model(session, job, runs_root / f"sagemaker-{name}")
+    run_dir = jobs.fetch_model(session, job, inside(runs_root, f"sagemaker-{name}", "training job name"))
     print(f"{name}: Completed; {_billing(job)}")
     _print_outcome(run_dir)
 

@@ -95,3 +95,24 @@ def test_data_layer_imports_no_heavy_or_aws_modules():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("key", ["p//{outside}/evil.txt", "p/../{name}/evil.txt", "p/sub/../../{name}/evil.txt"])
+def test_no_object_key_writes_outside_the_destination(tmp_path, s3, key):
+    """An empty path part then an absolute path, or '..': every remote name must end inside its destination."""
+    dest, outside = tmp_path / "dest", tmp_path / "outside"
+    s3.put_object(Bucket="data", Key=key.format(outside=str(outside).lstrip("/"), name="outside"), Body=b"x")
+    with pytest.raises(DlxError, match="would land outside") as error:
+        download_prefix("s3://data/p", dest)
+    assert "\n" not in str(error.value)
+    assert not outside.exists() and not list(tmp_path.rglob("evil.txt"))
+
+
+def test_inside_resolves_before_it_checks(tmp_path):
+    from components.files import inside
+
+    assert inside(tmp_path, "a/b.txt", "name") == (tmp_path / "a" / "b.txt").resolve()
+    (tmp_path / "link").symlink_to("/etc")
+    for name in ("/etc/passwd", "../x", "link/passwd", ""):
+        with pytest.raises(DlxError, match="would land outside"):
+            inside(tmp_path, name, "name")

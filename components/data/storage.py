@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from components.errors import DlxError
+from components.files import inside
 
 
 def is_s3_uri(location: str) -> bool:
@@ -63,9 +64,7 @@ def download_prefix(uri: str, dest: str | Path, *, only: Collection[str] | None 
                 rel = obj["Key"][len(prefix):]
                 if not rel or rel.endswith("/") or (only is not None and rel not in only):
                     continue
-                if ".." in PurePosixPath(rel).parts:
-                    raise DlxError(f"s3://{bucket}/{obj['Key']}: key escapes its prefix; rename the object")
-                target = dest / rel
+                target = inside(dest, rel, f"s3://{bucket}/{obj['Key']}: key")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 client.download_file(bucket, obj["Key"], str(target))
                 written.append(target)
