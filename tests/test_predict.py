@@ -46,3 +46,23 @@ def test_bad_run_dirs_give_one_clear_error(tmp_path, capsys):
 
 def test_empty_text_is_refused(run_dir, capsys):
     assert "no text to classify" in _error(capsys, str(run_dir), "  ")
+
+
+def test_a_text_model_file_naming_an_untrusted_type_is_refused_without_running_it(tmp_path):
+    """model.skops is data: a file that would construct os.system (or anything not trusted) is not loaded."""
+    import os
+
+    import skops.io
+
+    from components.errors import DlxError
+    from components.topics.text.common import SKLEARN_MODEL, load_sklearn
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    skops.io.dump({"payload": os.system}, model_dir / SKLEARN_MODEL)
+    with pytest.raises(DlxError, match="holds types dlx does not trust") as error:
+        load_sklearn(model_dir)
+    assert "\n" not in str(error.value)
+    (model_dir / SKLEARN_MODEL).write_bytes(b"not a zip")
+    with pytest.raises(DlxError, match="is not a readable skops model"):
+        load_sklearn(model_dir)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from components.files import read_json
-from components.topics.text.common import load_vocabulary, probabilities, read_model_info
+from components.topics.text.common import load_sklearn, load_vocabulary, probabilities, read_model_info
 
 
 def predict(model_dir: str | Path, texts: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -21,9 +21,7 @@ def predict(model_dir: str | Path, texts: Sequence[str]) -> tuple[list[str], np.
     info = read_model_info(model_dir)
     texts = [str(t) for t in texts]
     if info["format"] == "sklearn":
-        import joblib
-
-        found = joblib.load(model_dir / "model.joblib").predict_proba(texts)
+        found = load_sklearn(model_dir).predict_proba(texts)
     elif info["format"] == "torch":
         from components.topics.sequences import rnn
 

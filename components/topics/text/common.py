@@ -10,8 +10,9 @@ so every text is predicted by a model that never saw it, and the spread over fol
 A model dir holds, beside ``params.json`` and ``train.json`` (what every run has):
 ``text_model.json`` (topic, label names, format), ``oof.npz`` (out-of-fold probabilities and the
 folds and labels they belong to), ``folds.json`` (per-fold figures) and the model itself:
-``model.joblib`` (format "sklearn": a pipeline from raw texts to probabilities, with the word index
-inside it; written with joblib, scikit-learn's persistence, so load only models you trust) or
+``model.skops`` (format "sklearn": a pipeline from raw texts to probabilities, with the word index
+inside it; written with skops, which stores objects as data instead of pickle and loads only
+the types it is told to trust, so a model from S3 or a champion cannot run code on load) or
 ``model.keras`` with ``vocabulary.json`` (format "keras": the tokenizer settings, word index and
 sequence length the network reads), or the rnn topic's torch model (format "torch");
 components.topics.predict reads them all.
@@ -232,3 +233,33 @@ def probabilities(keras: Any, model: Any, sequences: np.ndarray, batch: int = 40
     parts = [keras.ops.convert_to_numpy(model(sequences[i:i + batch], training=False))
              for i in range(0, len(sequences), batch)]
     return np.concatenate(parts).astype(np.float64)
+
+
+SKLEARN_MODEL = "model.skops"
+TRUSTED_TYPES = ("components.topics.text.tokenizer.Tokenizer", "components.topics.text.random_embeddings.pool")
+"""The project's own types a scikit-learn text pipeline holds; skops trusts its own list of
+scikit-learn and NumPy types, and any other type in a file is refused."""
+
+
+def save_sklearn(model: Any, model_dir: Path) -> None:
+    import skops.io
+
+    skops.io.dump(model, model_dir / SKLEARN_MODEL)
+
+
+def load_sklearn(model_dir: Path) -> Any:
+    """The pipeline in ``model_dir``, refused in one line when the file names a type nobody trusted."""
+    import skops.io
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    path = model_dir / SKLEARN_MODEL
+    try:
+        return skops.io.load(path, trusted=list(TRUSTED_TYPES))
+    except UntrustedTypesFoundException as exc:
+        raise DlxError(f"{path} holds types dlx does not trust ({exc}); it was not loaded: retrain the model "
+                       "with this version of dlx") from None
+    except FileNotFoundError:
+        raise DlxError(f"{path} is missing; the run directory is incomplete (retrain it)") from None
+    except Exception as exc:  # noqa: BLE001 - skops raises many kinds for a damaged file
+        raise DlxError(f"{path} is not a readable skops model ({type(exc).__name__}: {exc}); retrain it") from None
+

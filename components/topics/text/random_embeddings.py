@@ -21,7 +21,7 @@ import numpy as np
 from components.params import help_field
 from components.registry import Topic
 from components.topics.text.common import (DATASETS, TextParams, cross_validate, evaluate_text, full_proba,
-                                           load_corpus, save_model, save_vocabulary)
+                                           load_corpus, save_model, save_sklearn, save_vocabulary)
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,7 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
     model, index = fit(corpus.texts, corpus.y, params, seed)
 
     def write(tmp: Path) -> None:
-        import joblib
-
-        joblib.dump(model, tmp / "model.joblib")
+        save_sklearn(model, tmp)
         save_vocabulary(tmp / "vocabulary.json", params.tokenizer(), index)
 
     folds = {"main": result["accuracy"], "dimension": params.dimension, "pooling": params.pooling}

@@ -29,7 +29,7 @@ from components.files import read_json
 from components.params import help_field
 from components.registry import Topic
 from components.topics.text.common import (DATASETS, TextParams, cross_validate, evaluate_text, full_proba,
-                                           load_corpus, save_model, save_vocabulary)
+                                           load_corpus, save_model, save_sklearn, save_vocabulary)
 from components.topics.text.tokenizer import Tokenizer, WordIndex
 
 VECTORIZERS = ("binary", "counts", "tfidf", "hashing")
@@ -127,9 +127,7 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
              "hashing_collisions": collision_table(words), "vocabulary_size": len(words)}
 
     def write(tmp: Path) -> None:
-        import joblib
-
-        joblib.dump(model, tmp / "model.joblib")
+        save_sklearn(model, tmp)
         save_vocabulary(tmp / "vocabulary.json", params.tokenizer(), vocabulary)
 
     return save_model(model_dir, topic="text-vectors", fmt="sklearn", params=params, seed=seed, corpus=corpus,
