@@ -1,9 +1,13 @@
 """The AWS resources SageMaker runs need, made once per account and region.
 
-An S3 bucket (public access blocked, default encryption, versioning), the SageMaker execution
-role scoped to that bucket and to one ECR repository, and that repository. Running it again
-reuses what exists, turns on whatever bucket protection is missing and resets the role's inline
-policy to the one below; it never deletes anything.
+An S3 bucket (public access blocked, default encryption, versioning, a policy that refuses any
+request not made over TLS), the SageMaker execution role scoped to that bucket and to one ECR
+repository, and that repository (scan on push, immutable tags: a pushed tag always names the
+same image, so a job cannot silently run a different build; push each build under a new tag).
+The role's trust policy lets SageMaker assume it only on behalf of this account's jobs in this
+region (aws:SourceAccount, aws:SourceArn: the confused-deputy guard). Running it again reuses
+what exists, turns on whatever protection is missing and resets the role's trust and inline
+policies to the ones below; it never deletes anything.
 """
 from __future__ import annotations
 
@@ -21,10 +25,21 @@ from infra.config import load_settings
 
 POLICY_NAME = "dlx-sagemaker-access"
 TAGS = [{"Key": "project", "Value": "dlx"}]
-TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
+TLS_SID = "DenyInsecureTransport"
+
+
+def trust_policy(partition: str, region: str, account: str) -> dict:
+    """SageMaker may assume the role, only for this account's SageMaker resources in this region."""
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account},
+                      "ArnLike": {"aws:SourceArn": f"arn:{partition}:sagemaker:{region}:{account}:*"}}}]}
+
+
+def tls_statement(partition: str, bucket: str) -> dict:
+    return {"Sid": TLS_SID, "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+            "Resource": [f"arn:{partition}:s3:::{bucket}", f"arn:{partition}:s3:::{bucket}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _ALL_BLOCKED = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
 
@@ -61,13 +76,14 @@ def bootstrap(bucket: str, *, region: str | None = None, role_name: str = "dlx-s
         identity = aws.client("sts").get_caller_identity()
         partition, account = identity["Arn"].split(":")[1], identity["Account"]
         print(f"bootstrapping account {account} in {region}")
-        _ensure_bucket(aws.client("s3"), bucket, region)
+        _ensure_bucket(aws.client("s3"), bucket, region, partition)
         uri = _ensure_repository(aws.client("ecr"), repository)
-        role_arn = _ensure_role(aws.client("iam"), role_name, role_policy(partition, region, account, bucket, repository))
+        role_arn = _ensure_role(aws.client("iam"), role_name, role_policy(partition, region, account, bucket, repository),
+                                trust_policy(partition, region, account))
     return {"region": region, "bucket": bucket, "role_arn": role_arn, "image_uri": f"{uri}:{version('dlx')}"}
 
 
-def _ensure_bucket(s3, bucket: str, region: str) -> None:
+def _ensure_bucket(s3, bucket: str, region: str, partition: str) -> None:
     with aws_errors(f"bucket {bucket}", {"403": "exists but you may not read it: bucket names are global and another "
                                                 "account may own it; pick another --bucket"}):
         head = _unless_missing(("404", "NoSuchBucket", "NotFound"), s3.head_bucket, Bucket=bucket)
@@ -92,6 +108,12 @@ def _ensure_bucket(s3, bucket: str, region: str) -> None:
     if s3.get_bucket_versioning(Bucket=bucket).get("Status") != "Enabled":
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         done.append("versioning on")
+    found = _unless_missing(("NoSuchBucketPolicy",), s3.get_bucket_policy, Bucket=bucket)
+    policy = json.loads(found["Policy"]) if found else {"Version": "2012-10-17", "Statement": []}
+    if not any(statement.get("Sid") == TLS_SID for statement in policy["Statement"]):
+        policy["Statement"].append(tls_statement(partition, bucket))
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        done.append("TLS-only policy")
     print(f"  bucket      {bucket}: {', '.join(done)}")
 
 
@@ -99,33 +121,46 @@ def _ensure_repository(ecr, name: str) -> str:
     found = _unless_missing(("RepositoryNotFoundException",), ecr.describe_repositories, repositoryNames=[name])
     if found is None:
         repo = ecr.create_repository(repositoryName=name, imageScanningConfiguration={"scanOnPush": True},
-                                     tags=TAGS)["repository"]
-        done = ["created, scan on push"]
+                                     imageTagMutability="IMMUTABLE", tags=TAGS)["repository"]
+        done = ["created, scan on push, immutable tags"]
     else:
         repo, done = found["repositories"][0], ["exists, reused"]
         if not repo.get("imageScanningConfiguration", {}).get("scanOnPush"):
             ecr.put_image_scanning_configuration(repositoryName=name, imageScanningConfiguration={"scanOnPush": True})
             done.append("scan on push turned on")
+        if repo.get("imageTagMutability") != "IMMUTABLE":
+            ecr.put_image_tag_mutability(repositoryName=name, imageTagMutability="IMMUTABLE")
+            done.append("tags made immutable")
     print(f"  repository  {repo['repositoryUri']}: {', '.join(done)}")
     return repo["repositoryUri"]
 
 
-def _ensure_role(iam, name: str, policy: dict) -> str:
+def _ensure_role(iam, name: str, policy: dict, trust: dict) -> str:
     found = _unless_missing(("NoSuchEntity",), iam.get_role, RoleName=name)
     if found is None:
-        role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST_POLICY), Tags=TAGS,
+        role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Tags=TAGS,
                                Description="SageMaker jobs run by dlx: one bucket, one ECR repository, their logs")["Role"]
         done = ["created"]
     elif "sagemaker.amazonaws.com" not in json.dumps(found["Role"]["AssumeRolePolicyDocument"]):
         raise DlxError(f"role {name} exists but SageMaker may not assume it; pass another --role-name")
     else:
         role, done = found["Role"], ["exists, reused"]
+        if _document(role["AssumeRolePolicyDocument"]) != trust:
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+            done.append("trust limited to this account's SageMaker jobs")
     current = _unless_missing(("NoSuchEntity",), iam.get_role_policy, RoleName=name, PolicyName=POLICY_NAME)
     if current is None or current["PolicyDocument"] != policy:
         iam.put_role_policy(RoleName=name, PolicyName=POLICY_NAME, PolicyDocument=json.dumps(policy))
         done.append(f"inline policy {POLICY_NAME} {'set' if current is None else 'updated'}")
     print(f"  role        {role['Arn']}: {', '.join(done)}")
     return role["Arn"]
+
+
+def _document(value: str | dict) -> dict:
+    """A policy document as IAM returns it (a dict, or URL-encoded JSON text)."""
+    from urllib.parse import unquote
+
+    return value if isinstance(value, dict) else json.loads(unquote(value))
 
 
 def _unless_missing(codes: tuple[str, ...], call, **kwargs) -> dict | None:

@@ -1,5 +1,6 @@
 """`dlx aws bootstrap` against moto: a private bucket, a least-privilege SageMaker role, an ECR repository."""
 
+import json
 import tomllib
 from importlib.metadata import version
 
@@ -51,6 +52,10 @@ def test_bucket_is_private_encrypted_and_versioned(aws, capsys):
     assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
     assert {"Key": "project", "Value": "dlx"} in s3.get_bucket_tagging(Bucket=BUCKET)["TagSet"]
+    [deny] = json.loads(s3.get_bucket_policy(Bucket=BUCKET)["Policy"])["Statement"]
+    assert deny == {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                    "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
 
 
 def test_role_trusts_sagemaker_and_reaches_only_its_bucket_repository_and_logs(aws, capsys):
@@ -58,7 +63,9 @@ def test_role_trusts_sagemaker_and_reaches_only_its_bucket_repository_and_logs(a
     iam = aws("iam")
     role = iam.get_role(RoleName="dlx-sagemaker")["Role"]
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
-        {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+        {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole",
+         "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"},
+                       "ArnLike": {"aws:SourceArn": f"arn:aws:sagemaker:{REGION}:123456789012:*"}}}]
     assert iam.list_attached_role_policies(RoleName="dlx-sagemaker")["AttachedPolicies"] == []
     assert iam.list_role_policies(RoleName="dlx-sagemaker")["PolicyNames"] == ["dlx-sagemaker-access"]
     statements = iam.get_role_policy(RoleName="dlx-sagemaker", PolicyName="dlx-sagemaker-access")["PolicyDocument"]["Statement"]
@@ -89,6 +96,7 @@ def test_repository_scans_on_push(aws, capsys):
     ecr = aws("ecr")
     repo = ecr.describe_repositories(repositoryNames=["dlx-train"])["repositories"][0]
     assert repo["imageScanningConfiguration"]["scanOnPush"] is True
+    assert repo["imageTagMutability"] == "IMMUTABLE"
     assert {"Key": "project", "Value": "dlx"} in ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"]
 
 
@@ -113,7 +121,8 @@ def test_second_run_reuses_everything(aws, capsys):
     aws("s3").create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     status, first, _ = bootstrap(capsys, "--bucket", BUCKET)
     assert status == 0
-    assert f"bucket      {BUCKET}: exists, reused, public access blocked, SSE-S3 encryption on, versioning on" in first
+    assert (f"bucket      {BUCKET}: exists, reused, public access blocked, SSE-S3 encryption on, versioning on, "
+            "TLS-only policy") in first
     status, second, _ = bootstrap(capsys, "--bucket", BUCKET)
     assert status == 0 and "created" not in second and "inline policy" not in second
     assert second.count("exists, reused\n") == 3
@@ -156,3 +165,17 @@ def test_missing_credentials(no_aws_credentials, capsys, monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     status, out, err = bootstrap(capsys, "--bucket", BUCKET)
     assert status == 2 and err.startswith("dlx: error: ") and "no AWS credentials found" in err and err.count("\n") == 1
+
+
+def test_an_older_role_and_repository_are_tightened(aws, capsys):
+    """A role that trusts SageMaker without conditions, a repository with mutable tags: made safe, kept."""
+    iam, ecr = aws("iam"), aws("ecr")
+    iam.create_role(RoleName="dlx-sagemaker", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    ecr.create_repository(repositoryName="dlx", imageTagMutability="MUTABLE")
+    status, out, _ = bootstrap(capsys, "--bucket", BUCKET)
+    assert status == 0
+    assert "trust limited to this account's SageMaker jobs" in out and "tags made immutable" in out
+    condition = iam.get_role(RoleName="dlx-sagemaker")["Role"]["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
+    assert condition["StringEquals"] == {"aws:SourceAccount": "123456789012"}
+    assert ecr.describe_repositories(repositoryNames=["dlx"])["repositories"][0]["imageTagMutability"] == "IMMUTABLE"
