@@ -85,14 +85,14 @@ def _print_status(instance, region: str) -> None:
 def _print_tunnel(ws, instance) -> None:
     from infra import workstation
 
-    url = workstation.jupyter_url(ws)
+    url = workstation.jupyter_url(ws, instance)
     print(f"  tunnel      {workstation.tunnel_command(ws, instance)}")
     if url:
         print(f"  JupyterLab  {url}")
     else:
-        print(f"  JupyterLab  http://localhost:{workstation.JUPYTER_PORT}/lab  (token file {ws.token_file} is gone; "
-              f"the token is in /etc/dlx/jupyter.env on the instance: {workstation.ssh_command(ws, instance)} "
-              "sudo cat /etc/dlx/jupyter.env)")
+        print(f"  JupyterLab  http://localhost:{workstation.JUPYTER_PORT}/lab  (the token is made on the instance at "
+              f"first boot and SSH could not fetch it yet; once it is up, `dlx workstation tunnel` again, or: "
+              f"{workstation.ssh_command(ws, instance)} {workstation.TOKEN_COMMAND})")
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> None:

@@ -7,15 +7,18 @@ so the local files carry the region too: KEY_DIR/dlx-NAME-REGION.pem (the privat
 KEY_DIR/dlx-NAME-REGION.jupyter-token, both readable by their owner only.
 
 SSH is the only way in: the security group admits 22/tcp from the caller's address alone, and
-JupyterLab listens on localhost with a token, so nothing on the instance faces the internet.
+JupyterLab listens on localhost with a token, so nothing on the instance faces the internet. The
+token is made on the instance at first boot (never in user data, which anything on the instance
+reaching the metadata service, and anyone allowed ec2:DescribeInstanceAttribute, can read) and
+fetched once over SSH into the local token file.
 """
 from __future__ import annotations
 
 import ipaddress
 import os
 import re
-import secrets
 import shlex
+import subprocess
 import tempfile
 import time
 import urllib.request
@@ -42,6 +45,8 @@ _SETUP_SCRIPT = r"""
 # Runs once, as root, on the first boot. Progress: /var/log/dlx-setup.log on the instance.
 set -euo pipefail
 exec >>/var/log/dlx-setup.log 2>&1
+install -d -m 755 /etc/dlx
+(umask 077 && printf 'JUPYTER_TOKEN=%s\n' "$(openssl rand -hex 32)" >/etc/dlx/jupyter.env)
 export DEBIAN_FRONTEND=noninteractive
 apt-get -o DPkg::Lock::Timeout=600 update
 apt-get -o DPkg::Lock::Timeout=600 install -y python3.11 python3.11-venv
@@ -49,8 +54,6 @@ install -d -o ubuntu -g ubuntu /home/ubuntu/work
 sudo -u ubuntu -H python3.11 -m venv /home/ubuntu/dlx-venv
 sudo -u ubuntu -H /home/ubuntu/dlx-venv/bin/pip install --upgrade pip
 sudo -u ubuntu -H /home/ubuntu/dlx-venv/bin/pip install "$DLX_SOURCE" jupyterlab==4.6.6 ipykernel==7.4.0
-install -d -m 755 /etc/dlx
-(umask 077 && printf 'JUPYTER_TOKEN=%s\n' "$JUPYTER_TOKEN" >/etc/dlx/jupyter.env)
 cat >/etc/systemd/system/dlx-jupyter.service <<'UNIT'
 [Unit]
 Description=JupyterLab for dlx on 127.0.0.1 only (reach it through an SSH tunnel)
@@ -194,18 +197,17 @@ def up(ws: Workstation, *, cidr: str, source: str, instance_type: str = "g5.xlar
         _ensure_key_pair(ec2, ws)
         group = _find_security_group(ec2, ws) or _create_security_group(ec2, ws, vpc_id)
         _allow_ssh_only_from(ec2, group, cidr)
-        token = secrets.token_urlsafe(32)
         instance_id = _launch(ec2, ws, image=image, instance_type=instance_type, spot=spot, volume_gb=volume_gb,
-                              group_id=group["GroupId"], user_data=user_data(source, token))
-        _write_secret(ws.token_file, token + "\n")
+                              group_id=group["GroupId"], user_data=user_data(source))
+        ws.token_file.unlink(missing_ok=True)  # a new instance makes a new token
         print(f"launched {instance_id} ({instance_type}{', spot' if spot else ''}); waiting until it runs", flush=True)
         return _wait(ec2, instance_id, "instance_running")
 
 
-def user_data(source: str, token: str) -> str:
-    """The first-boot script: install ``source`` and JupyterLab, run Jupyter as a systemd service."""
-    return (f"#!/bin/bash\nDLX_SOURCE={shlex.quote(source)}\nJUPYTER_TOKEN={shlex.quote(token)}\n"
-            + _SETUP_SCRIPT)
+def user_data(source: str) -> str:
+    """The first-boot script: make the Jupyter token, install ``source`` and JupyterLab, run Jupyter
+    as a systemd service. It holds no secret."""
+    return f"#!/bin/bash\nDLX_SOURCE={shlex.quote(source)}\n" + _SETUP_SCRIPT
 
 
 def status(ws: Workstation) -> Instance | None:
@@ -275,11 +277,29 @@ def tunnel_command(ws: Workstation, instance: Instance) -> str:
     return ssh_command(ws, instance, "-N", "-L", f"{JUPYTER_PORT}:localhost:{JUPYTER_PORT}")
 
 
-def jupyter_url(ws: Workstation) -> str | None:
-    """The tunnelled JupyterLab URL with its token, or None when the local token file is gone."""
-    if not ws.token_file.exists():
+TOKEN_COMMAND = "sudo cat /etc/dlx/jupyter.env"
+
+
+def fetch_token(ws: Workstation, instance: Instance) -> str | None:
+    """The instance's Jupyter token over SSH, kept in the local token file; None when SSH cannot
+    get it yet (the instance still booting, the key refused)."""
+    command = ["ssh", "-i", str(ws.key_file), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
+               "-o", "ConnectTimeout=10", f"{SSH_USER}@{instance.public_dns}", TOKEN_COMMAND]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
         return None
-    return f"http://localhost:{JUPYTER_PORT}/lab?token={ws.token_file.read_text().strip()}"
+    found = re.search(r"^JUPYTER_TOKEN=([0-9a-f]{64})$", done.stdout, re.MULTILINE) if done.returncode == 0 else None
+    if not found:
+        return None
+    _write_secret(ws.token_file, found.group(1) + "\n")
+    return found.group(1)
+
+
+def jupyter_url(ws: Workstation, instance: Instance) -> str | None:
+    """The tunnelled JupyterLab URL with its token (fetched over SSH the first time), or None."""
+    token = ws.token_file.read_text().strip() if ws.token_file.exists() else fetch_token(ws, instance)
+    return f"http://localhost:{JUPYTER_PORT}/lab?token={token}" if token else None
 
 
 def _instances(ec2, ws: Workstation, states: list[str]) -> list[Instance]:

@@ -19,6 +19,20 @@ MY_IP = "203.0.113.7"
 STAND_IN_AMI = "ami-03cf127a"  # one of moto's built-in images (x86_64, 15 GB root); moto lacks the DLAMI parameter
 REAL_DLAMI_LOOKUP = workstation.latest_dlami
 OURS = [{"Name": "tag:project", "Values": ["dlx"]}, {"Name": "tag:dlx:workstation", "Values": ["main"]}]
+TOKEN = "a" * 64
+
+
+class FakeSsh:
+    """Stands in for `ssh … sudo cat /etc/dlx/jupyter.env`: refused until ``ready``, then the token."""
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.commands: list[list[str]] = []
+
+    def __call__(self, command, **kwargs):
+        self.commands.append(command)
+        out = f"JUPYTER_TOKEN={TOKEN}\n" if self.ready else ""
+        return subprocess.CompletedProcess(command, 0 if self.ready else 255, out, "")
 
 
 @pytest.fixture
@@ -35,6 +49,7 @@ def ec2(tmp_path, monkeypatch):
         import boto3
 
         monkeypatch.setattr(workstation, "latest_dlami", lambda ssm: STAND_IN_AMI)
+        monkeypatch.setattr(workstation.subprocess, "run", FakeSsh())
         yield boto3.client("ec2", region_name=REGION)
 
 
@@ -78,15 +93,15 @@ def test_up_launches_a_tagged_instance_with_jupyter_behind_ssh(ec2, capsys, tmp_
     assert {"Key": "dlx:workstation", "Value": "main"} in volume["Tags"]
 
     key_file, token_file = keys(tmp_path)
-    assert key_file.stat().st_mode & 0o777 == 0o600 and token_file.stat().st_mode & 0o777 == 0o600
-    assert key_file.read_text().startswith("-----BEGIN")
-    token = token_file.read_text().strip()
+    assert key_file.stat().st_mode & 0o777 == 0o600 and key_file.read_text().startswith("-----BEGIN")
+    assert not token_file.exists()  # the instance makes its token; SSH could not fetch it while it boots
     [pair] = ec2.describe_key_pairs(Filters=OURS)["KeyPairs"]
     assert pair["KeyName"] == instance["KeyName"] == "dlx-main"
 
     script = base64.b64decode(ec2.describe_instance_attribute(
         InstanceId=instance["InstanceId"], Attribute="userData")["UserData"]["Value"]).decode()
-    assert script.startswith("#!/bin/bash\n") and f"JUPYTER_TOKEN={token}\n" in script
+    assert script.startswith("#!/bin/bash\n") and "openssl rand -hex 32" in script
+    assert "JUPYTER_TOKEN=" not in script.replace("'JUPYTER_TOKEN=%s", "")  # no secret in user data
     assert "--ServerApp.ip=127.0.0.1 --ServerApp.port=8888" in script
     assert "systemctl enable --now dlx-jupyter.service" in script and "DLX_SOURCE=git+https://" in script
 
@@ -97,7 +112,7 @@ def test_up_launches_a_tagged_instance_with_jupyter_behind_ssh(ec2, capsys, tmp_
 
     dns = instance["PublicDnsName"]
     assert f"ssh -i {key_file} -N -L 8888:localhost:8888 ubuntu@{dns}" in out
-    assert f"http://localhost:8888/lab?token={token}" in out
+    assert "SSH could not fetch it yet" in out and "?token=" not in out
 
 
 def test_second_up_launches_nothing_and_moves_ssh_to_the_new_address(ec2, capsys):
@@ -134,10 +149,17 @@ def test_stop_start_status_and_tunnel(ec2, capsys, tmp_path):
 
     token_file = keys(tmp_path)[1]
     status, out, _ = dlx(capsys, "tunnel")
-    assert status == 0 and f"lab?token={token_file.read_text().strip()}" in out
-    token_file.unlink()
-    status, out, _ = dlx(capsys, "tunnel")
     assert status == 0 and "sudo cat /etc/dlx/jupyter.env" in out and "?token=" not in out
+    ssh = workstation.subprocess.run
+    ssh.ready = True  # first boot done: the token is fetched over SSH once, then read locally
+    status, out, _ = dlx(capsys, "tunnel")
+    assert status == 0 and f"http://localhost:8888/lab?token={TOKEN}" in out
+    assert token_file.read_text() == TOKEN + "\n" and token_file.stat().st_mode & 0o777 == 0o600
+    fetch = ssh.commands[-1]
+    assert fetch[:3] == ["ssh", "-i", str(keys(tmp_path)[0])] and "BatchMode=yes" in fetch
+    assert fetch[-2:] == [f"ubuntu@{instance['PublicDnsName']}", "sudo cat /etc/dlx/jupyter.env"]
+    count = len(ssh.commands)
+    assert dlx(capsys, "tunnel")[0] == 0 and len(ssh.commands) == count
 
 
 def test_spot_workstation(ec2, capsys):
@@ -151,9 +173,11 @@ def test_down_removes_what_up_created_and_nothing_else(ec2, capsys, tmp_path):
     vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
     bystander = ec2.create_security_group(GroupName="someone-else", Description="not dlx", VpcId=vpc)["GroupId"]
     ec2.create_key_pair(KeyName="someone-elses-key")
+    workstation.subprocess.run.ready = True  # both tokens fetched: down must remove main's token file too
     dlx(capsys, "up", "--my-ip", MY_IP)
     dlx(capsys, "up", "--my-ip", MY_IP, "--name", "other")
     [main_instance] = instances(ec2)
+    assert all(path.exists() for path in keys(tmp_path))
 
     status, out, _ = dlx(capsys, "down")
     assert status == 0 and f"removed instance {main_instance['InstanceId']}" in out
