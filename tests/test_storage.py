@@ -116,3 +116,35 @@ def test_inside_resolves_before_it_checks(tmp_path):
     for name in ("/etc/passwd", "../x", "link/passwd", ""):
         with pytest.raises(DlxError, match="would land outside"):
             inside(tmp_path, name, "name")
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **kwargs):
+        yield self.body
+
+
+def test_s3_calls_retry_in_standard_mode_a_bounded_number_of_times(s3, monkeypatch):
+    """A throttled PUT is retried by botocore (standard mode, 5 attempts in all), then fails in one line."""
+    from botocore.awsrequest import AWSResponse
+
+    from components.data import storage
+
+    attempts = []
+
+    def throttled(request, **kwargs):
+        if request.method == "PUT":
+            attempts.append(request.url)
+            return AWSResponse(request.url, 503, {}, _Raw(b"<Error><Code>SlowDown</Code></Error>"))
+        return None
+
+    client = storage._client()
+    assert (client.meta.config.retries["mode"], client.meta.config.retries["total_max_attempts"]) == ("standard", 5)
+    monkeypatch.setattr(storage, "_client", lambda: client)
+    client.meta.events.register("before-send.s3.PutObject", throttled)
+    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda self, context: 0)
+    with pytest.raises(DlxError, match="s3://data/a.txt: S3 error") as error:
+        storage.write_text("s3://data/a.txt", "x")
+    assert "\n" not in str(error.value) and len(attempts) == 5

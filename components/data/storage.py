@@ -90,10 +90,15 @@ def write_text(uri: str, text: str) -> None:
         _client().put_object(Bucket=bucket, Key=key, Body=text.encode("utf-8"))
 
 
+MAX_ATTEMPTS = 5
+"""botocore's standard retry mode: throttling and transient errors retried with back-off, this many tries in all."""
+
+
 def _client():
     import boto3
+    from botocore.config import Config
 
-    return boto3.client("s3")
+    return boto3.client("s3", config=Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}))
 
 
 @contextmanager
