@@ -76,6 +76,30 @@ def check_champion(champion: str | None, tracking_uri: str | None) -> None:
                        "pass --tracking-uri (or set MLFLOW_TRACKING_URI), or give a champion record path")
 
 
+def add_search_arguments(parser: argparse.ArgumentParser, data_dir_help: str) -> None:
+    """A hyperparameter search's flags (`dlx sweep`, `dlx sagemaker tune`): the job and its axes."""
+    parser.add_argument("topic", help="topic id (see `dlx list`)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2|NAME=LO:HI[:log]",
+                        help="a searched parameter: values to try, or a range (repeatable)")
+    parser.add_argument("--fix", dest="fixed", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter held fixed for every trial (repeatable)")
+    parser.add_argument("--dataset", help="data set name (default: the topic's offline one)")
+    parser.add_argument("--dataset-option", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--data-dir", help=data_dir_help)
+    parser.add_argument("--seed", type=int, default=0, help="seed of every trial and of the search")
+
+
+def resolve_search(args: argparse.Namespace) -> tuple[Job, list]:
+    """The job every trial starts from and the search axes, checked."""
+    from components.job import Job
+    from components.sweep import parse_axis
+
+    axes = [parse_axis(text) for text in args.param]
+    job = Job.create(args.topic, args.dataset, options=args.dataset_option, params=args.fixed, seed=args.seed,
+                     data_dir=args.data_dir or "")
+    return job, axes
+
+
 def add_champion_arguments(parser: argparse.ArgumentParser, where: str) -> None:
     parser.add_argument("--champion", help=f"champion record ({where}), or models:/NAME for the MLflow registry "
                                            "(with tracking): promote the model only if it beats the champion")

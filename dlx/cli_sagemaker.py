@@ -16,7 +16,7 @@ from components.errors import DlxError
 from components.files import inside
 from components.image import DEFAULT_IMAGE
 from components.registry import get_topic
-from dlx.arguments import add_job_arguments, add_runs_dir, resolve_job, runs_root
+from dlx.arguments import add_job_arguments, add_runs_dir, add_search_arguments, resolve_job, resolve_search, runs_root
 from infra import aws
 from infra import sagemaker as jobs
 from components.tracking import EXPERIMENT_ENV, TARGET_ENV, URI_ENV
@@ -90,13 +90,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
-    from components.job import Job
-    from components.sweep import parse_axis
     from infra.sagemaker_tuning import Tuning, launch_tuning
 
-    job = Job.create(args.topic, args.dataset, options=args.dataset_option, params=args.fixed, seed=args.seed,
-                     data_dir=args.data_dir or "")
-    tuning = Tuning([parse_axis(text) for text in args.param], args.strategy, args.max_jobs, args.max_parallel)
+    job, axes = resolve_search(args)
+    tuning = Tuning(axes, args.strategy, args.max_jobs, args.max_parallel)
     spec = _spec(args, job)
     session = _launch_session(args, job)
     launched = launch_tuning(spec, session, tuning, dry_run=args.dry_run)
@@ -276,18 +273,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     from infra.sagemaker_tuning import STRATEGIES
 
     tune = commands.add_parser("tune", help="search hyperparameters with a SageMaker automatic model tuning job")
-    tune.add_argument("topic", help="topic id (see `dlx list`)")
-    tune.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2|NAME=LO:HI[:log]",
-                      help="a tuned parameter: values to try, or a range (repeatable)")
-    tune.add_argument("--fix", dest="fixed", action="append", default=[], metavar="NAME=VALUE",
-                      help="a parameter held fixed for every training job (repeatable)")
+    add_search_arguments(tune, "folder or s3://bucket/prefix holding the data set's files, staged to the bucket")
     tune.add_argument("--strategy", choices=STRATEGIES, default="Bayesian", help="search strategy (default: Bayesian)")
     tune.add_argument("--max-jobs", type=int, default=10, help="training jobs in all (default: 10)")
     tune.add_argument("--max-parallel", type=int, default=2, help="training jobs at once (default: 2)")
-    tune.add_argument("--dataset", help="data set name (default: the topic's offline one)")
-    tune.add_argument("--dataset-option", action="append", default=[], metavar="NAME=VALUE")
-    tune.add_argument("--data-dir", help="folder or s3://bucket/prefix holding the data set's files, staged to the bucket")
-    tune.add_argument("--seed", type=int, default=0, help="seed of every training job and of the tuner's search")
     _job_target_arguments(tune)
     tune.add_argument("--dry-run", action="store_true", help="print what would be staged and the request; create nothing")
     tune.set_defaults(func=cmd_tune, spot=False, max_wait=None, keep_alive=0)  # trials share no checkpoints: no spot

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from components.errors import DlxError
-from dlx.arguments import add_runs_dir, require_train_extra, runs_root, use_tracking
+from dlx.arguments import (add_runs_dir, add_search_arguments, require_train_extra, resolve_search, runs_root,
+                           use_tracking)
 from dlx.console import open_console
 
 if TYPE_CHECKING:
@@ -21,12 +22,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from components import sweep
     from components.evaluate import verdict
     from components.files import read_json, write_json
-    from components.job import Job
     from pipelines.local import new_run_dir, run_local
 
-    axes = [sweep.parse_axis(text) for text in args.param]
-    job = Job.create(args.topic, args.dataset, options=args.dataset_option, params=args.fixed, seed=args.seed,
-                     data_dir=args.data_dir or "")
+    job, axes = resolve_search(args)
     if args.parallel < 1:
         raise DlxError(f"--parallel {args.parallel}: at least 1 trial must train at a time")
     chosen = sweep.trials(job.topic, job.dataset, axes, args.strategy, args.trials, args.seed, args.fixed)
@@ -86,19 +84,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     from dlx.cli_kubeflow import connection_arguments, deployment_arguments
 
     sweep = sub.add_parser("sweep", help="search hyperparameters locally: train each trial, choose on validation")
-    sweep.add_argument("topic", help="topic id (see `dlx list`)")
-    sweep.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2|NAME=LO:HI[:log]",
-                       help="a swept parameter: values to try, or a range (repeatable)")
-    sweep.add_argument("--fix", dest="fixed", action="append", default=[], metavar="NAME=VALUE",
-                       help="a parameter held fixed for every trial (repeatable)")
+    add_search_arguments(sweep, "folder or s3:// prefix holding the data set's files")
     sweep.add_argument("--trials", type=int, default=3,
                        help="random: trials to draw; grid: points per range (default: 3)")
     sweep.add_argument("--strategy", choices=STRATEGIES, default="grid", help="grid (default) or random")
     sweep.add_argument("--parallel", type=int, default=1, help="trials training at once (default: 1)")
-    sweep.add_argument("--dataset", help="data set name (default: the topic's offline one)")
-    sweep.add_argument("--dataset-option", action="append", default=[], metavar="NAME=VALUE")
-    sweep.add_argument("--data-dir", help="folder or s3:// prefix holding the data set's files")
-    sweep.add_argument("--seed", type=int, default=0, help="seed of every trial and of the random draws")
     sweep.add_argument("--out", help="sweep directory (default: RUNS_DIR/sweep-<topic>-<timestamp>)")
     add_runs_dir(sweep, "where runs go")
     sweep.add_argument("-v", "--verbose", action="store_true", help="show kfp's full executor output")

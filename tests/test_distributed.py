@@ -166,9 +166,10 @@ def test_kubeflow_gpus_run_one_process_each_for_pytorch_and_mirror_for_keras(tmp
 
     from pipelines.build import build_pipeline
     from pipelines.compile import compile_topic
+    from pipelines.deployment import Deployment
 
     def train_env(topic: str) -> dict:
-        spec = yaml.safe_load(compile_topic(get_topic(topic), tmp_path, gpus=2).read_text())
+        spec = yaml.safe_load(compile_topic(get_topic(topic), tmp_path, Deployment(gpus=2)).read_text())
         container = spec["deploymentSpec"]["executors"]["exec-train"]["container"]
         assert container["resources"]["accelerator"]["resourceCount"] == "2"
         return {item["name"]: item["value"] for item in container.get("env", [])}
@@ -176,7 +177,7 @@ def test_kubeflow_gpus_run_one_process_each_for_pytorch_and_mirror_for_keras(tmp
     assert train_env("cf-regularized")[distributed.NPROC_ENV] == "2"
     assert distributed.NPROC_ENV not in train_env("mnist-cnn")  # one process: MirroredStrategy over both GPUs
     with pytest.raises(DlxError, match="text-vectors is a scikit-learn topic and uses no GPU"):
-        build_pipeline(get_topic("text-vectors"), gpus=2)
+        build_pipeline(get_topic("text-vectors"), Deployment(gpus=2))
 
 
 MIRRORED = """
