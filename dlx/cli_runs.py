@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     runs = sub.add_parser("runs", help="table of past local runs, newest first")
     runs.add_argument("topic", nargs="?", help="only this topic")
     runs.add_argument("--json", action="store_true", help="the runs as JSON, for scripts")
+    runs.add_argument("--prune", action="store_true",
+                      help="remove unfinished runs whose process is gone (.partial) and kept failed runs (.failed)")
     add_runs_dir(runs, "where runs are")
     runs.set_defaults(func=cmd_runs)
 
@@ -58,6 +60,17 @@ def cmd_runs(args: argparse.Namespace) -> None:
     from pipelines.runs import COLUMNS, format_table, list_runs, runs_json
 
     root = runs_root(args)
+    if args.prune:
+        import shutil
+
+        from pipelines.local import stale
+
+        removed = stale(root)
+        for path in removed:
+            shutil.rmtree(path)
+            print(f"removed {path}")
+        print(f"{len(removed)} stale run director{'y' if len(removed) == 1 else 'ies'} removed from {root}/")
+        return
     if args.topic:
         from components.registry import get_topic
 

@@ -177,9 +177,8 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
             Path(champion).parent.mkdir(parents=True, exist_ok=True)
             shared[str(Path(champion).parent)] = "rw"
         volumes = docker_runner.mounts(shared)
-    partial = run_dir.with_name(f".{run_dir.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    (partial / "tmp").mkdir(parents=True)
+    partial = claim(run_dir)
+    (partial / "tmp").mkdir()
     (partial / "kfp").mkdir()
     log_path, progress_path = partial / "pipeline.log", partial / "kfp" / PROGRESS_FILE
     settings = {PROGRESS_ENV: str(progress_path.resolve()), NPROC_ENV: str(processes), RUN_NAME_ENV: run_dir.name,
@@ -225,9 +224,42 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
                 "wall_seconds": round(time.perf_counter() - started, 2)}
     write_json(partial / "metrics.json", metrics)
     write_report(metrics, partial / "evaluate" / "evaluation", partial / "report.html", log="pipeline.log")
+    (partial / OWNER_FILE).unlink()
     partial.rename(run_dir)
     write_index(run_dir.parent)
     return metrics
+
+
+OWNER_FILE = ".owner"
+"""In a run's .partial directory: the pid of the process writing it (stale once that process is gone)."""
+
+
+def claim(run_dir: Path) -> Path:
+    """Create the run's ``.<id>.partial`` directory exclusively, so two runs never share or destroy
+    one; its owner file names this process."""
+    partial = run_dir.with_name(f".{run_dir.name}.partial")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        partial.mkdir()
+    except FileExistsError:
+        raise DlxError(f"another run is writing {run_dir} ({partial} exists); choose another --out, or remove a stale "
+                       "one with `dlx runs --prune`") from None
+    (partial / OWNER_FILE).write_text(str(os.getpid()))
+    return partial
+
+
+def stale(root: Path) -> list[Path]:
+    """The ``.partial`` directories whose writer is gone, and the kept ``.failed`` runs, under ``root``."""
+    found = []
+    for path in sorted(root.glob(".*.partial")) if root.is_dir() else []:
+        owner = path / OWNER_FILE
+        try:
+            os.kill(int(owner.read_text()), 0)
+        except PermissionError:  # alive, another user's
+            continue
+        except (OSError, ValueError):  # no such process, or an unreadable or missing owner file
+            found.append(path)
+    return found + (sorted(root.glob("*.failed")) if root.is_dir() else [])
 
 
 def _failure(log: Path, exc: Exception) -> str:

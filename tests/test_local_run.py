@@ -94,3 +94,29 @@ def test_console_in_a_file_has_no_escapes_and_no_kfp_lines(tmp_path):
     assert "\x1b" not in text
     assert not re.search(r"^\d\d:\d\d:\d\d\.\d{3} - (INFO|WARNING)", text, re.MULTILINE)
     assert re.search(r"^train +epoch 5/5 +mse", text, re.MULTILINE) and "verdict   test RMSE" in text
+
+
+def test_two_runs_with_one_out_never_destroy_each_other_and_prune_removes_only_stale_ones(tmp_path, capsys):
+    """The run directory is claimed exclusively; a claim whose process is gone is stale."""
+    import os
+    import subprocess
+    import sys
+
+    from pipelines.local import OWNER_FILE, claim, stale
+
+    out = tmp_path / "runs" / "r1"
+    partial = claim(out)  # a run in progress, this process's
+    assert main(["run", "pytorch-gd", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"another run is writing {out}" in err and "dlx runs --prune" in err
+    assert partial.is_dir() and (partial / OWNER_FILE).read_text() == str(os.getpid())  # untouched
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = claim(tmp_path / "runs" / "r2")
+    (dead / OWNER_FILE).write_text(gone.stdout.strip())  # its writer has exited
+    failed = tmp_path / "runs" / "r3.failed"
+    failed.mkdir()
+    assert stale(tmp_path / "runs") == [dead, failed]
+    assert main(["runs", "--prune", "--runs-dir", str(tmp_path / "runs")]) == 0
+    assert "2 stale run directories removed" in capsys.readouterr().out
+    assert partial.is_dir() and not dead.exists() and not failed.exists()
