@@ -8,6 +8,7 @@ raising ValueError; that becomes a DlxError naming the parameter.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -56,9 +57,10 @@ def parse_value(text: str, tp: Any) -> Any:
         raise ValueError("expected true or false")
     if tp in (int, float, str):
         try:
-            return tp(text)
+            value = tp(text)
         except ValueError:
             raise ValueError(f"expected {tp.__name__}") from None
+        return _finite(value)
     raise TypeError(f"unsupported parameter type {tp!r}")
 
 
@@ -164,7 +166,14 @@ def _from_json(value: Any, tp: Any) -> Any:
     accepted = (int, float) if tp is float else (tp,)
     if not isinstance(value, accepted) or (isinstance(value, bool) and tp is not bool):
         raise ValueError(f"expected {tp.__name__}")
-    return float(value) if tp is float else value
+    return _finite(float(value)) if tp is float else value
+
+
+def _finite(value: Any) -> Any:
+    """nan and inf are floats, but no parameter means them: refused where every value is parsed."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("expected a finite number")
+    return value
 
 
 def describe(cls: type) -> list[tuple[str, str, str, str]]:

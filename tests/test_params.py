@@ -72,3 +72,24 @@ def test_describe_lists_every_field_with_help():
     assert [r[0] for r in rows] == ["epochs", "rate", "shuffle", "units", "optimizer", "name"]
     assert rows[3] == ("units", "int,...", "8,4", "layer widths")
     assert rows[4][1] == "adam|sgd"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "1e999"])
+def test_non_finite_floats_are_refused_for_every_float_parameter(value):
+    """nan and inf parse as floats; every topic's float parameters refuse them in one line."""
+    from components.params import parameter_types
+    from components.registry import topics
+
+    for topic in topics().values():
+        for name, tp in parameter_types(topic.params).items():
+            if tp is float:
+                with pytest.raises(DlxError, match=f"parameter {name} .*expected a finite number"):
+                    topic.params_for(topic.default_dataset, [f"{name}={value}"])
+
+
+def test_non_finite_values_in_a_pipelines_json_are_refused_too():
+    from components.params import from_dict
+    from components.registry import get_topic
+
+    with pytest.raises(DlxError, match="expected a finite number"):
+        from_dict(get_topic("cf-regularized").params, {"learning_rate": float("nan")}, "cf-regularized")

@@ -10,6 +10,8 @@ from a torch.Generator seeded by the caller, so the same seed gives the same tex
 """
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -116,8 +118,8 @@ def encode(text: str, vocabulary: str, what: str = "prompt") -> list[int]:
 
 
 def check_options(length: int, temperature: float, top_p: float) -> None:
-    if length < 0 or temperature < 0 or not 0 < top_p <= 1:
-        raise DlxError(f"sampling needs length >= 0, temperature >= 0 and 0 < top-p <= 1; "
+    if length < 0 or not 0 <= temperature < math.inf or not 0 < top_p <= 1:
+        raise DlxError(f"sampling needs length >= 0, a finite temperature >= 0 and 0 < top-p <= 1; "
                        f"got length {length}, temperature {temperature:g}, top-p {top_p:g}")
 
 
