@@ -11,7 +11,6 @@ from a torch.Generator seeded by the caller, so the same seed gives the same tex
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable, Sequence
 from typing import Any
 
