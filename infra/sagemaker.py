@@ -168,7 +168,9 @@ def build_request(spec: JobSpec, session: Any, name: str, data_uri: str | None) 
 
 def model_trainer(spec: JobSpec, session: Any, name: str, data_uri: str | None, *, checkpoints: bool = True) -> Any:
     """ModelTrainer for ``spec``: the image, compute, stopping condition, data channel, hyperparameters
-    and tags; with ``checkpoints``, the job's own checkpoint prefix (named after ``name``)."""
+    and tags; with ``checkpoints``, the job's own checkpoint prefix (named after ``name``). The
+    SDK's refusals (an AWS answer, a field its models reject) end in one line like boto3's."""
+    from pydantic import ValidationError
     from sagemaker.core.helper.iam_role_resolver import RoleValidationError
     from sagemaker.core.helper.session_helper import Session
     from sagemaker.core.training.configs import (CheckpointConfig, Compute, InputData, OutputDataConfig,
@@ -177,28 +179,34 @@ def model_trainer(spec: JobSpec, session: Any, name: str, data_uri: str | None, 
 
     max_wait = (spec.max_wait or 2 * spec.max_run) if spec.spot else None
     try:
-        return ModelTrainer(
-            sagemaker_session=Session(boto_session=session, default_bucket=spec.bucket, default_bucket_prefix="dlx"),
-            role=spec.role,
-            training_image=spec.image,
-            base_job_name=f"dlx-{spec.job.topic.name}",
-            compute=Compute(instance_type=spec.instance_type, instance_count=spec.instance_count,
-                            volume_size_in_gb=spec.volume_gb, enable_managed_spot_training=spec.spot,
-                            keep_alive_period_in_seconds=spec.keep_alive or None),
-            environment=dict(spec.environment) or None,
-            stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_run,
-                                                 max_wait_time_in_seconds=max_wait),
-            checkpoint_config=CheckpointConfig(s3_uri=f"s3://{spec.bucket}/dlx/checkpoints/{name}/",
-                                               local_path=CHECKPOINT_DIR) if checkpoints else None,
-            output_data_config=OutputDataConfig(s3_output_path=f"s3://{spec.bucket}/dlx/output/"),
-            input_data_config=[InputData(channel_name=DATA_CHANNEL, data_source=data_uri)] if data_uri else None,
-            hyperparameters=hyperparameters(spec),
-            tags=[Tag(key=key, value=value) for key, value in tags(spec).items()],
-        )
+        with aws_errors(f"SageMaker training request for {spec.job.topic.name}"):
+            return ModelTrainer(
+                sagemaker_session=Session(boto_session=session, default_bucket=spec.bucket, default_bucket_prefix="dlx"),
+                role=spec.role,
+                training_image=spec.image,
+                base_job_name=f"dlx-{spec.job.topic.name}",
+                compute=Compute(instance_type=spec.instance_type, instance_count=spec.instance_count,
+                                volume_size_in_gb=spec.volume_gb, enable_managed_spot_training=spec.spot,
+                                keep_alive_period_in_seconds=spec.keep_alive or None),
+                environment=dict(spec.environment) or None,
+                stopping_condition=StoppingCondition(max_runtime_in_seconds=spec.max_run,
+                                                     max_wait_time_in_seconds=max_wait),
+                checkpoint_config=CheckpointConfig(s3_uri=f"s3://{spec.bucket}/dlx/checkpoints/{name}/",
+                                                   local_path=CHECKPOINT_DIR) if checkpoints else None,
+                output_data_config=OutputDataConfig(s3_output_path=f"s3://{spec.bucket}/dlx/output/"),
+                input_data_config=[InputData(channel_name=DATA_CHANNEL, data_source=data_uri)] if data_uri else None,
+                hyperparameters=hyperparameters(spec),
+                tags=[Tag(key=key, value=value) for key, value in tags(spec).items()],
+            )
     except RoleValidationError as exc:
         first = str(exc).strip().splitlines()[0]
         raise DlxError(f"role {spec.role} cannot run SageMaker training ({first}); "
                        "fix its permissions and trust policy, or create one with `dlx aws bootstrap`") from None
+    except ValidationError as exc:  # the SDK's own checks of a field (pydantic)
+        problem = exc.errors()[0]
+        where = ".".join(str(part) for part in problem.get("loc", ()))
+        raise DlxError(f"the SageMaker SDK refused the training request: {where}: {problem.get('msg')}; "
+                       "check the flags that set it") from None
 
 
 def metric_definitions(spec: JobSpec) -> list[dict]:

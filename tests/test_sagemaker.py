@@ -457,3 +457,27 @@ def test_logs_follow_prints_new_lines_until_the_job_ends(calls, capsys, monkeypa
     assert main(["sagemaker", "logs", name, "--follow"]) == 0
     assert capsys.readouterr().out.splitlines() == ["== algo-1-1700000000 ==", "epoch 1/2", "epoch 2/2", "evaluated"]
     assert states == []  # it stopped once the job had ended
+
+
+@pytest.mark.parametrize("failure, message", [
+    ("client", "SageMaker training request for mnist-cnn: access denied (not allowed)"),
+    ("validation", "the SageMaker SDK refused the training request: instance_count"),
+])
+def test_the_sdks_own_refusals_are_one_line(calls, capsys, monkeypatch, failure, message):
+    """ModelTrainer calls AWS and validates its fields itself; both kinds of refusal end in one line."""
+    from botocore.exceptions import ClientError
+    from pydantic import BaseModel
+    from sagemaker import train as sdk
+
+    class Shape(BaseModel):
+        instance_count: int
+
+    def refusing(**kwargs):
+        if failure == "client":
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "GetCallerIdentity")
+        Shape(instance_count="many")
+
+    monkeypatch.setattr(sdk, "ModelTrainer", refusing)
+    assert train() == 2
+    assert message in one_error_line(capsys)
+    assert not sent(calls, "CreateTrainingJob")
