@@ -56,11 +56,12 @@ def evaluate(
     champion: str = "",
     margin: float = 0.0,
     run_id: str = "",
-):
+) -> str:
+    import json
     import shutil
     from pathlib import Path
 
-    from components import steps
+    from components import leaderboard, steps
     from components.report import interactive_page
 
     result = steps.evaluate(topic, dataset.path, model.path, evaluation.path, champion=champion, margin=margin,
@@ -77,6 +78,7 @@ def evaluate(
         classification.log_confusion_matrix(confusion["labels"], confusion["matrix"])
     shutil.copyfile(Path(evaluation.path) / "report.html", report.path)
     Path(interactive.path).write_text(interactive_page(result, Path(evaluation.path)), encoding="utf-8")
+    return json.dumps(leaderboard.row({**result, "run_id": run_id}))
 
 
 def choose(topic: str, models: Input[List[Model]], dataset: Input[Dataset], best: Output[Model],
@@ -91,6 +93,22 @@ def choose(topic: str, models: Input[List[Model]], dataset: Input[Dataset], best
     best.metadata.update({"trial": row["trial"], "validation": row["validation"]})
 
 
+def summarize(rows_json: str, board: Output[HTML], table: Output[Artifact], metrics: Output[Metrics]):
+    import json
+    import shutil
+    from pathlib import Path
+
+    from components import leaderboard
+
+    summary = leaderboard.write(json.loads(rows_json), Path(table.path))
+    shutil.copyfile(Path(table.path) / "leaderboard.html", board.path)
+    for found in summary["rows"]:
+        metrics.log_metric(f"{found['topic']}_{found['metric']}", found["value"])
+        if found["promoted"] is not None:
+            metrics.log_metric(f"{found['topic']}_promoted", float(found["promoted"]))
+    metrics.log_metric("topics_beating_baseline", float(summary["beat_baseline"]))
+
+
 @dataclass(frozen=True)
 class Ops:
     prepare: Any
@@ -98,6 +116,7 @@ class Ops:
     train_nodes: Any
     evaluate: Any
     choose: Any
+    summarize: Any
 
 
 def make_ops(image: str = DEFAULT_IMAGE) -> Ops:
@@ -106,4 +125,4 @@ def make_ops(image: str = DEFAULT_IMAGE) -> Ops:
         return dsl.component(func, base_image=image, install_kfp_package=False)
 
     return Ops(prepare=component(prepare), train=component(train), train_nodes=component(train_nodes),
-               evaluate=component(evaluate), choose=component(choose))
+               evaluate=component(evaluate), choose=component(choose), summarize=component(summarize))

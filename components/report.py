@@ -9,7 +9,7 @@ from typing import Any
 
 from components.protocol import scored_on
 
-_STYLE = """
+STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; max-width: 100%; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; overflow-wrap: anywhere; }
@@ -33,7 +33,7 @@ def _cell(value: Any) -> str:
     return f"<td>{html.escape(str(value))}</td>"
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
+def html_table(header: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
@@ -91,7 +91,7 @@ def render(metrics: dict, plot_dir: Path, log: str | None = None) -> str:
     parts += [
         _facts(metrics, log),
         "<h2>Scores</h2>",
-        _table(["", *names], score_rows),
+        html_table(["", *names], score_rows),
     ]
     if "promotion" in metrics:
         decision = metrics["promotion"]
@@ -99,29 +99,29 @@ def render(metrics: dict, plot_dir: Path, log: str | None = None) -> str:
         parts += ["<h2>Promotion</h2>", f"<p><b>{verdict}</b>: {html.escape(decision['reason'])}</p>"]
     if "per_class" in metrics:
         parts += ["<h2>Per class</h2>",
-                  _table(["class", "precision", "recall", "f1", "support"],
+                  html_table(["class", "precision", "recall", "f1", "support"],
                          [[c, v["precision"], v["recall"], v["f1"], v["support"]] for c, v in metrics["per_class"].items()])]
     if "embedding_check" in metrics:
         parts += ["<h2>Random forest on the embeddings</h2>",
                   "<p>out-of-bag R² of a random forest predicting training ratings from the learned "
                   "user and item embeddings, against one given the raw ids</p>",
-                  _table(["features", "OOB R²"], [[k, v] for k, v in metrics["embedding_check"].items()])]
+                  html_table(["features", "OOB R²"], [[k, v] for k, v in metrics["embedding_check"].items()])]
     for key, heading in (("item_bias_top", "Most positive item biases"), ("item_bias_bottom", "Most negative item biases")):
         if key in metrics:
             parts += [f"<h2>{heading}</h2>",
-                      _table(["item", "bias", "training ratings"], [[e["item"], e["bias"], e["ratings"]] for e in metrics[key]])]
+                      html_table(["item", "bias", "training ratings"], [[e["item"], e["bias"], e["ratings"]] for e in metrics[key]])]
     for key, heading in _TABLES:
         if metrics.get(key):
             parts += [f"<h2>{heading}</h2>", _records(metrics[key])]
     if metrics.get("neighbours"):
         parts += ["<h2>Nearest neighbours (cosine)</h2>",
-                  _table(["word", "neighbours"], [[word, ", ".join(f"{n['word']} {n['cosine']:.2f}" for n in near)]
+                  html_table(["word", "neighbours"], [[word, ", ".join(f"{n['word']} {n['cosine']:.2f}" for n in near)]
                                                   for word, near in metrics["neighbours"].items()])]
     if metrics.get("samples"):
         parts += ["<h2>Samples</h2>"] + [
             f"<h3>temperature {s['temperature']}{', prompt ' + html.escape(repr(s['prompt'])) if s['prompt'] else ''}</h3>"
             f"<pre>{html.escape(s['prompt'] + s['text'])}</pre>" for s in metrics["samples"]]
-    parts += ["<h2>Parameters</h2>", _table(["name", "value"], [[k, v] for k, v in metrics["params"].items()])]
+    parts += ["<h2>Parameters</h2>", html_table(["name", "value"], [[k, v] for k, v in metrics["params"].items()])]
     plots = metrics.get("plots", [])
     if plots:
         parts += ["<h2>Plots</h2>"] + [_image(plot_dir / name) for name in plots]
@@ -130,7 +130,7 @@ def render(metrics: dict, plot_dir: Path, log: str | None = None) -> str:
         parts += ["<h2>Interactive</h2>"] + [_frame(plot_dir / name) for name in interactive]
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>dlx {html.escape(metrics['topic'])}</title><style>{_STYLE}</style></head><body>"
+        f"<title>dlx {html.escape(metrics['topic'])}</title><style>{STYLE}</style></head><body>"
         + "\n".join(parts)
         + "</body></html>\n"
     )
@@ -145,7 +145,7 @@ def _records(rows: list[dict] | dict[str, dict]) -> str:
     if isinstance(rows, dict):
         rows = [{"": name, **values} for name, values in rows.items()]
     header = list(dict.fromkeys(key for row in rows for key in row))
-    return _table(header, [[row.get(key, "") for key in header] for row in rows])
+    return html_table(header, [[row.get(key, "") for key in header] for row in rows])
 
 
 def interactive_page(metrics: dict, plot_dir: Path) -> str:
@@ -156,7 +156,7 @@ def interactive_page(metrics: dict, plot_dir: Path) -> str:
         return (plot_dir / names[0]).read_text(encoding="utf-8")
     body = "".join(_frame(plot_dir / name) for name in names) or (
         f"<p>{html.escape(metrics['topic'])} draws no interactive figure; its plots are in the report.</p>")
-    return f"<!doctype html><html><head><meta charset='utf-8'><style>{_STYLE}</style></head><body>{body}</body></html>\n"
+    return f"<!doctype html><html><head><meta charset='utf-8'><style>{STYLE}</style></head><body>{body}</body></html>\n"
 
 
 def write_report(metrics: dict, plot_dir: Path, path: Path, log: str | None = None) -> Path:

@@ -13,6 +13,7 @@ from components.evaluate import evaluate_run
 from components.files import read_json, write_json
 from components.errors import DlxError
 from components.job import parse_options_json, parse_params_json
+from components.leaderboard import champion_for
 from components.model_registry import REGISTRY_PREFIX, promote_registered
 from components.promotion import promote
 from components.registry import get_topic
@@ -51,7 +52,8 @@ def evaluate(
     champion: str = "", margin: float = 0.0, model_uri: str = "", run_id: str = "",
 ) -> dict:
     """Score the model; with tracking on, log the run to MLflow; with a ``champion``, apply the
-    promotion rule: a record URI (components.promotion), or ``models:/NAME`` for the MLflow
+    promotion rule: a record URI (components.promotion; a folder ending in ``/`` holds TOPIC.json),
+    or ``models:/NAME`` for the MLflow
     registry (components.model_registry; ``models:/`` alone names it dlx-<topic>).
 
     The decision lands in ``out_dir``/promotion.json and under "promotion" in metrics.json.
@@ -59,6 +61,8 @@ def evaluate(
     spec = get_topic(topic).for_dataset(read_json(Path(dataset_dir) / "meta.json")["dataset"])
     out_dir = Path(out_dir)
     registry = champion.startswith(REGISTRY_PREFIX)
+    if not registry:
+        champion = champion_for(champion, spec.name)
     if registry and not tracking.enabled():
         raise DlxError(f"--champion {champion} promotes through the MLflow registry, which needs a tracking server: "
                        f"pass --tracking-uri (or set {tracking.URI_ENV}), or give a champion record path")

@@ -13,8 +13,11 @@ from components.files import read_json
 
 if TYPE_CHECKING:
     from components.job import Job
+    from pipelines.suite import Suite
 
 
+SUITE = "suite"
+"""What run, compile, submit and schedule create take in place of a topic for the suite (pipelines.suite)."""
 TRAIN_EXTRA_MODULES = ("torch", "tensorflow", "keras", "matplotlib", "bokeh")
 """What pyproject's `train` extra installs, by import name."""
 
@@ -35,8 +38,11 @@ def warn_if_unpublished(image: str) -> None:
         print(warning, file=sys.stderr, flush=True)
 
 
-def add_job_arguments(parser: argparse.ArgumentParser, data_dir_help: str) -> None:
-    parser.add_argument("topic", help="topic id (see `dlx list`)")
+def add_job_arguments(parser: argparse.ArgumentParser, data_dir_help: str, *, suite: bool = False) -> None:
+    """A job's flags; with ``suite`` the topic may be `suite` too, with its --topics."""
+    parser.add_argument("topic", help="topic id (see `dlx list`)" + (", or suite: every topic's pipeline in one" if suite else ""))
+    if suite:
+        add_topics_argument(parser)
     parser.add_argument("--dataset", help="data set name (default: the topic's offline one)")
     parser.add_argument("--dataset-option", action="append", default=[], metavar="NAME=VALUE",
                         help="a data set option, e.g. split=u1 (repeatable; see `dlx list`)")
@@ -44,6 +50,43 @@ def add_job_arguments(parser: argparse.ArgumentParser, data_dir_help: str) -> No
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="override a hyperparameter (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the validation split, initialisation and shuffling")
+
+
+def add_topics_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--topics", metavar="A,B,...", help="the topics `suite` runs, separated by commas "
+                                                             "(default: every topic)")
+
+
+def resolve_suite(args: argparse.Namespace) -> Suite:
+    """The suite the flags choose; a flag that sets one topic's data or parameters is refused."""
+    from pipelines.suite import choose_topics
+
+    given = [flag for flag, name in (("--dataset", "dataset"), ("--dataset-option", "dataset_option"),
+                                     ("--data-dir", "data_dir"), ("--param", "param")) if getattr(args, name, None)]
+    if given:
+        raise DlxError(f"{', '.join(given)} cannot go with suite, which runs every topic on its default data set with "
+                       "its defaults; drop them, or run the topic on its own")
+    return choose_topics(args.topics)
+
+
+def check_no_topics(args: argparse.Namespace) -> None:
+    if getattr(args, "topics", None):
+        raise DlxError(f"--topics chooses the topics of suite; drop it, or give suite in place of {args.topic}")
+
+
+def suite_champion(champion: str | None) -> str:
+    """The suite's champion location: a folder or prefix (one record per topic, so it ends in
+    ``/``), or the bare ``models:/`` (the registered model dlx-TOPIC for each topic)."""
+    from components.model_registry import REGISTRY_PREFIX
+
+    if not champion:
+        return ""
+    if champion.startswith(REGISTRY_PREFIX):
+        if champion != REGISTRY_PREFIX:
+            raise DlxError(f"--champion {champion} names one registered model, but a suite promotes each topic "
+                           f"against its own; pass --champion {REGISTRY_PREFIX} (dlx-TOPIC for each topic)")
+        return champion
+    return champion if champion.endswith("/") else champion + "/"
 
 
 def add_tracking_argument(parser: argparse.ArgumentParser) -> None:

@@ -11,14 +11,19 @@ from components.errors import DlxError
 from components.image import DEFAULT_IMAGE
 from components.registry import Topic, get_topic, topics
 from dlx import cli_aws, cli_generate, cli_kubeflow, cli_list, cli_predict, cli_runs, cli_sagemaker, cli_sweep
-from dlx.arguments import (add_champion_arguments, add_job_arguments, add_runs_dir, add_tracking_argument,
-                           check_champion, require_train_extra, resolve_job, runs_root, use_tracking, warn_if_unpublished)
+from dlx.arguments import (SUITE, add_champion_arguments, add_job_arguments, add_runs_dir, add_topics_argument,
+                           add_tracking_argument, check_champion, check_no_topics, require_train_extra, resolve_job,
+                           resolve_suite, runs_root, suite_champion, use_tracking, warn_if_unpublished)
 from dlx.console import open_console
 
 
 def cmd_run(args: argparse.Namespace) -> None:
     from pipelines.local import new_run_dir, run_local
 
+    if args.topic == SUITE:
+        _run_suite(args)
+        return
+    check_no_topics(args)
     job = resolve_job(args)
     if args.image and args.runner != "docker":
         raise DlxError("--image goes with --runner docker; add it, or drop --image")
@@ -61,25 +66,57 @@ def _summary(topic: Topic, metrics: dict, run_dir: Path) -> None:
     print(f"  outputs   {run_dir}/  (report.html, metrics.json, pipeline.log; prepare/ train/ evaluate/)")
 
 
+def _run_suite(args: argparse.Namespace) -> None:
+    from pipelines.local import new_run_dir, run_suite_local
+
+    suite = resolve_suite(args)
+    refused = [flag for flag, given in (("--runner docker", args.runner == "docker"), ("--image", args.image),
+                                        ("--nproc", args.nproc != 1)) if given]
+    if refused:
+        raise DlxError(f"{', '.join(refused)} cannot go with a local suite run, which runs each step as a subprocess "
+                       "here; drop them (on a cluster: dlx submit suite)")
+    require_train_extra("run")
+    tracked = use_tracking(args)
+    champion = suite_champion(args.champion)
+    check_champion(champion, tracked)
+    run_dir = Path(args.out) if args.out else new_run_dir(runs_root(args), suite)
+    print(f"dlx run suite: {', '.join(t.name for t in suite.topics)} (seed {args.seed}) -> {run_dir}", flush=True)
+    with open_console() as console:
+        board = run_suite_local(suite, run_dir=run_dir, seed=args.seed, champion=champion, margin=args.margin,
+                                verbose=args.verbose, on_event=console.handle)
+    _board_summary(board, run_dir)
+
+
+def _board_summary(board: dict, run_dir: Path) -> None:
+    from components.leaderboard import outcome, promotion
+    from pipelines.runs import format_table
+
+    print(f"\nsuite: {board['beat_baseline']} of {board['topics']} topics beat their baseline; "
+          f"{board['promoted']} promoted\n")
+    rows = [(r["topic"], r["dataset"], f"{r['label']} {r['value']:.4f}", r["baseline"] or "-",
+             "-" if r["baseline_value"] is None else f"{r['baseline_value']:.4f}", outcome(r), promotion(r))
+            for r in board["rows"]]
+    print(format_table(("topic", "data set", "main metric", "baseline", "baseline value", "verdict", "champion"), rows))
+    print(f"\n  outputs   {run_dir}/  (leaderboard.html, leaderboard.json, pipeline.log; a folder per topic)")
+
+
 def cmd_compile(args: argparse.Namespace) -> None:
-    from dataclasses import replace
-
     from dlx.cli_kubeflow import deployment
-    from pipelines.build import GPU_FRAMEWORKS
-    from pipelines.compile import compile_topic
+    from pipelines.build import fit_to
+    from pipelines.compile import compile_suite, compile_topic
 
-    chosen = list(topics().values()) if args.topic == "all" else [get_topic(args.topic)]
-    warn_if_unpublished(args.image)
+    suite = resolve_suite(args) if args.topic == SUITE else None
+    if suite is None:
+        check_no_topics(args)
+        chosen = list(topics().values()) if args.topic == "all" else [get_topic(args.topic)]
     placed = deployment(args, args.image)
+    warn_if_unpublished(args.image)
+    if suite:
+        print(f"suite ({', '.join(t.name for t in suite.topics)}): {compile_suite(suite, Path(args.output), placed)}")
+        return
     for topic in chosen:
-        gpus, nodes = args.gpus, args.nodes
-        if args.topic == "all" and gpus > 1 and topic.framework not in GPU_FRAMEWORKS:
-            gpus = 0  # all: the GPUs go to the topics that use them
-        if args.topic == "all" and topic.framework != "pytorch":
-            nodes = 1  # and the nodes to the PyTorch topics
-        path = compile_topic(topic, Path(args.output), replace(placed, gpus=gpus, nodes=nodes))
-        notes = [note for note, changed in (("no GPUs: a scikit-learn topic", gpus != args.gpus),
-                                            ("one pod: not a PyTorch topic", nodes != args.nodes)) if changed]
+        fitted, notes = fit_to(topic, placed) if args.topic == "all" else (placed, [])
+        path = compile_topic(topic, Path(args.output), fitted)
         print(f"{topic.name}: {path}" + (f"  ({'; '.join(notes)})" if notes else ""))
 
 
@@ -89,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_list.register(sub)
 
-    run = sub.add_parser("run", help="run a topic's pipeline locally (kfp.local)")
-    add_job_arguments(run, "folder or s3://bucket/prefix holding the data set's files")
+    run = sub.add_parser("run", help="run a topic's pipeline, or the suite, locally (kfp.local)")
+    add_job_arguments(run, "folder or s3://bucket/prefix holding the data set's files", suite=True)
     run.add_argument("--out", help="run directory (default: RUNS_DIR/<topic>-<timestamp>)")
     add_runs_dir(run, "where runs go")
     add_champion_arguments(run, "path or s3:// URI")
@@ -104,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     comp = sub.add_parser("compile", help="write pipeline YAML for a Kubeflow Pipelines server")
-    comp.add_argument("topic", help="topic id, or 'all'")
+    comp.add_argument("topic", help="topic id, all (a file per topic), or suite (one pipeline of them all)")
+    add_topics_argument(comp)
     comp.add_argument("-o", "--output", default="compiled", help="output folder (default: ./compiled)")
     comp.add_argument("--image", default=DEFAULT_IMAGE, help=f"container image for every step (default: {DEFAULT_IMAGE})")
     cli_kubeflow.deployment_arguments(comp)

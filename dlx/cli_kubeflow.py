@@ -9,34 +9,39 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import TYPE_CHECKING
 
 from components.errors import DlxError
 from components.image import DEFAULT_IMAGE
 from components.registry import Topic
 from components.tracking import EXPERIMENT_ENV, TARGET_ENV, URI_ENV
 from components.model_registry import REGISTRY_PREFIX
-from dlx.arguments import add_champion_arguments, add_job_arguments, check_champion, resolve_job, warn_if_unpublished
+from dlx.arguments import (SUITE, add_champion_arguments, add_job_arguments, check_champion, check_no_topics, resolve_job,
+                           resolve_suite, suite_champion, warn_if_unpublished)
 from infra.config import kubernetes_settings, load_settings
 from pipelines.deployment import Deployment
+
+if TYPE_CHECKING:
+    from pipelines.suite import Suite
 
 DEFAULT_EXPERIMENT = "dlx"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this target's sub-commands to the `dlx` parser."""
-    submit = sub.add_parser("submit", help="compile a topic's pipeline and run it on Kubeflow Pipelines")
+    submit = sub.add_parser("submit", help="compile a topic's pipeline, or the suite, and run it on Kubeflow Pipelines")
     _pipeline_arguments(submit)
     submit.add_argument("--wait", action="store_true", help="follow the run's state; exit 2 unless it succeeds")
     submit.set_defaults(func=cmd_submit)
 
     schedule = sub.add_parser("schedule", help="recurring runs (scheduled retraining) on Kubeflow Pipelines")
     actions = schedule.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = actions.add_parser("create", help="run a topic's pipeline on a cron schedule")
+    create = actions.add_parser("create", help="run a topic's pipeline, or the suite, on a cron schedule")
     _pipeline_arguments(create)
     create.add_argument("--cron", required=True,
                         help="6 fields, seconds first: '0 0 3 * * *' is 03:00 every day (or @daily, @every 6h)")
     create.add_argument("--max-concurrency", type=int, default=1, help="runs of this schedule at once (default: 1)")
-    create.add_argument("--name", help="display name (default: dlx-TOPIC-DATASET)")
+    create.add_argument("--name", help="display name (default: dlx-TOPIC-DATASET, or dlx-suite)")
     create.set_defaults(func=cmd_schedule_create)
 
     listing = actions.add_parser("list", help="recurring runs with their state and cron expression")
@@ -110,7 +115,7 @@ def deployment(args: argparse.Namespace, image: str) -> Deployment:
 
 
 def _pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    add_job_arguments(parser, "s3://bucket/prefix holding the data set's files (the cluster reads it)")
+    add_job_arguments(parser, "s3://bucket/prefix holding the data set's files (the cluster reads it)", suite=True)
     add_champion_arguments(parser, "s3:// URI")
     connection_arguments(parser)
     parser.add_argument("--experiment", help=f"experiment, created if missing (default: $DLX_KFP_EXPERIMENT, "
@@ -127,28 +132,35 @@ def connect(args: argparse.Namespace):
                     args.namespace or settings.kfp_namespace), settings
 
 
-def _run_arguments(args: argparse.Namespace) -> tuple[Topic, str, dict, Deployment]:
-    """Topic, data set and pipeline arguments, checked here before anything reaches the cluster."""
+def _run_arguments(args: argparse.Namespace) -> tuple[Topic | Suite, str, dict, Deployment]:
+    """What runs (a topic or the suite), on what data set, with which pipeline arguments and
+    deployment: checked here before anything reaches the cluster."""
     for flag, value in (("--data-dir", args.data_dir), ("--champion", args.champion)):
         if value and "://" not in value and not value.startswith(REGISTRY_PREFIX):
             raise DlxError(f"{flag} {value} is a path on this machine, which the cluster's steps cannot see; "
                            "upload it and pass an s3:// URI")
-    job = resolve_job(args, local_data=False)
     if args.margin < 0:
         raise DlxError(f"--margin must be 0 or more, got {args.margin}")
+    if args.topic == SUITE:
+        target, dataset = resolve_suite(args), "their default data sets"
+        arguments = {"seed": args.seed, "champion": suite_champion(args.champion), "margin": args.margin}
+    else:
+        check_no_topics(args)
+        job = resolve_job(args, local_data=False)
+        target, dataset = job.topic, job.dataset
+        arguments = {**job.arguments(), "champion": args.champion or "", "margin": args.margin}
     image = args.image or load_settings().kfp_image or DEFAULT_IMAGE
     placed = deployment(args, image)
-    check_champion(args.champion, placed.environment.get(URI_ENV))
+    check_champion(arguments["champion"], placed.environment.get(URI_ENV))
     warn_if_unpublished(image)
-    return (job.topic, job.dataset, {**job.arguments(), "champion": args.champion or "", "margin": args.margin},
-            placed)
+    return target, dataset, arguments, placed
 
 
 def cmd_submit(args: argparse.Namespace) -> None:
     topic, dataset, arguments, placed = _run_arguments(args)
     kubeflow, settings = connect(args)
     experiment = args.experiment or settings.kfp_experiment or DEFAULT_EXPERIMENT
-    run_name = f"dlx-{topic.name}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_name = f"dlx-{_label(topic, dataset)}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_id = kubeflow.submit(topic, arguments, experiment=experiment, run_name=run_name, deployment=placed)
     print(f"submitted {topic.name} on {dataset} to experiment {experiment}: run {run_id}", flush=True)
     link = kubeflow.link("runs", run_id)
@@ -170,13 +182,18 @@ def cmd_schedule_create(args: argparse.Namespace) -> None:
         raise DlxError(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
     kubeflow, settings = connect(args)
     experiment = args.experiment or settings.kfp_experiment or DEFAULT_EXPERIMENT
-    name = args.name or f"dlx-{topic.name}-{dataset}"
+    name = args.name or f"dlx-{_label(topic, dataset)}"
     recurring_id = kubeflow.schedule(topic, arguments, experiment=experiment, name=name, cron=cron,
                                      max_concurrency=args.max_concurrency, deployment=placed)
     print(f"scheduled {topic.name} on {dataset} at '{cron}' in experiment {experiment}: recurring run {recurring_id}")
     link = kubeflow.link("recurringrun", recurring_id)
     if link:
         print(f"  {link}")
+
+
+def _label(topic: Topic | Suite, dataset: str) -> str:
+    """TOPIC-DATASET in run and schedule names; the suite is just suite."""
+    return f"{topic.name}-{dataset}" if isinstance(topic, Topic) else topic.name
 
 
 def cmd_schedule_list(args: argparse.Namespace) -> None:

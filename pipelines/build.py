@@ -28,6 +28,7 @@ import inspect
 import json
 import typing
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from kfp import dsl
@@ -90,6 +91,7 @@ def build_pipeline(topic: Topic, deployment: Deployment = Deployment()) -> Any:
         evaluated.set_caching_options(False)
         for task in (prepared, trained, evaluated):
             apply_to_step(task, deployment)
+        return evaluated.outputs["Output"]  # the leaderboard row (components.leaderboard), which a suite collects
 
     fixed = {"dataset": (str, topic.default_dataset), "dataset_options": (str, "{}"), "data_dir": (str, ""),
              "seed": (int, 0), "champion": (str, ""), "margin": (float, 0.0)}
@@ -97,8 +99,19 @@ def build_pipeline(topic: Topic, deployment: Deployment = Deployment()) -> Any:
              zip(parameter_types(topic.params).items(), to_dict(defaults).values())}
     pipeline.__signature__ = inspect.Signature([
         inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=value, annotation=tp)
-        for name, (tp, value) in {**fixed, **typed}.items()])
+        for name, (tp, value) in {**fixed, **typed}.items()], return_annotation=str)
     return dsl.pipeline(name=f"dlx-{topic.name}", description=f"dlx {topic.name}: {topic.description}")(pipeline)
+
+
+def fit_to(topic: Topic, deployment: Deployment) -> tuple[Deployment, list[str]]:
+    """``deployment`` as it applies to ``topic`` among others (`compile all`, the suite): GPUs only
+    for the topics that use them, several nodes only for PyTorch topics; with notes on what was dropped."""
+    notes = []
+    if deployment.gpus and topic.framework not in GPU_FRAMEWORKS:
+        deployment, notes = replace(deployment, gpus=0), [f"no GPUs: a {topic.framework} topic"]
+    if deployment.nodes > 1 and topic.framework != "pytorch":
+        deployment, notes = replace(deployment, nodes=1), [*notes, "one pod: not a PyTorch topic"]
+    return deployment, notes
 
 
 def _pipeline_type(tp: Any) -> type:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from components import leaderboard
 from components.distributed import NPROC_ENV
 from components.errors import DlxError
 from components.files import read_json, write_json
@@ -37,6 +38,7 @@ from components.tracking import EXPERIMENT_ENV, RUN_NAME_ENV, TARGET_ENV, URI_EN
 from pipelines import docker_runner
 from pipelines.build import build_pipeline
 from pipelines.deployment import Deployment
+from pipelines.suite import Suite, build_suite, task_topics
 from pipelines.sweep import build_sweep
 from pipelines.runs import write_index
 
@@ -142,7 +144,7 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def new_run_dir(root: Path, topic: Topic, prefix: str = "") -> Path:
+def new_run_dir(root: Path, topic: Topic | Suite, prefix: str = "") -> Path:
     """A fresh ``[prefix]TOPIC-<time>`` under the runs root (a suffix when that one is taken)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     candidate, n = root / f"{prefix}{topic.name}-{stamp}", 1
@@ -163,8 +165,7 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
     ``parallel`` trials at a time, and the run is the chosen trial's."""
     from kfp import local
 
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise DlxError(f"output directory {run_dir} already exists and is not empty; choose another --out")
+    _check_empty(run_dir)
     volumes = {}
     if image:  # the steps' containers see the host's paths they need where they are
         docker_runner.check_engine(image)
@@ -178,14 +179,10 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
             shared[str(Path(champion).parent)] = "rw"
         volumes = docker_runner.mounts(shared)
     partial = claim(run_dir)
-    (partial / "tmp").mkdir()
-    (partial / "kfp").mkdir()
-    log_path, progress_path = partial / "pipeline.log", partial / "kfp" / PROGRESS_FILE
-    settings = {PROGRESS_ENV: str(progress_path.resolve()), NPROC_ENV: str(processes), RUN_NAME_ENV: run_dir.name,
-                "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-    tracked = {name: os.environ[name] for name in (URI_ENV, EXPERIMENT_ENV) if os.environ.get(name)}
+    settings = _start(partial, run_dir, processes)
     if image:
         local.init(runner=docker_runner.runner(), pipeline_root=str((partial / "kfp").resolve()), raise_on_error=True)
+        tracked = {name: os.environ[name] for name in (URI_ENV, EXPERIMENT_ENV) if os.environ.get(name)}
         deployment = Deployment(image=image, environment={**settings, **docker_runner.CONTAINER_ENV, **tracked,
                                                           TARGET_ENV: "docker"})
     else:
@@ -199,13 +196,76 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
         pipeline = build_sweep(job.topic, parallel, deployment)
         arguments = job.arguments(params=False) | {"trials": trials}
     started = time.perf_counter()
+    containers = docker_runner.reliable_exit_codes(volumes) if image else contextlib.nullcontext()
+    _execute(pipeline, arguments, partial, run_dir, settings, on_event, verbose, containers)
+    _assemble(partial, {})
+    metrics = _topic_summary(partial, run_dir.name, started)
+    _finish(partial, run_dir)
+    return metrics
+
+
+def run_suite_local(suite: Suite, *, run_dir: Path, seed: int = 0, champion: str = "", margin: float = 0.0,
+                    verbose: bool = False, on_event: Callable[[Event], None] = lambda event: None) -> dict:
+    """Run the suite pipeline (pipelines.suite) locally, each step a subprocess of this environment;
+    returns the leaderboard (components.leaderboard).
+
+    The run directory holds one folder per topic laid out as a topic's run (prepare/ train/
+    evaluate/, metrics.json, report.html), the leaderboard (leaderboard.json and .html) and the
+    summarize step's outputs. The console names each step with its topic."""
+    from kfp import local
+
+    _check_empty(run_dir)
+    partial = claim(run_dir)
+    settings = _start(partial, run_dir, 1) | {TARGET_ENV: "local"}
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(partial / "kfp"), raise_on_error=True)
+    pipeline = build_suite(suite)
+    steps = task_topics(pipeline)
+
+    def relabel(event: Event) -> None:
+        if event.get("kind") == "step":
+            if event["step"] not in steps and event["step"] != "summarize":
+                return  # a topic's nested pipeline as a whole: its steps have lines of their own
+            topic, step = steps.get(event["step"], ("suite", event["step"]))
+            event = {**event, "step": f"{topic} {step}"}
+        on_event(event)
+
+    started = time.perf_counter()
+    _execute(pipeline, {"seed": seed, "champion": champion, "margin": margin}, partial, run_dir, settings, relabel,
+             verbose, contextlib.nullcontext())
+    _assemble(partial, {task: f"{topic}/{step}" for task, (topic, step) in steps.items()})
+    rows = [leaderboard.row(_topic_summary(partial / topic.name, f"{run_dir.name}/{topic.name}", started,
+                                          log="../pipeline.log"))
+            for topic in suite.topics]
+    board = leaderboard.write(rows, partial)
+    _finish(partial, run_dir)
+    return board
+
+
+def _check_empty(run_dir: Path) -> None:
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise DlxError(f"output directory {run_dir} already exists and is not empty; choose another --out")
+
+
+def _start(partial: Path, run_dir: Path, processes: int) -> dict[str, str]:
+    """The claimed run's working folders; returns the environment its steps need."""
+    (partial / "tmp").mkdir()
+    (partial / "kfp").mkdir()
+    progress = partial / "kfp" / PROGRESS_FILE
+    return {PROGRESS_ENV: str(progress.resolve()), NPROC_ENV: str(processes), RUN_NAME_ENV: run_dir.name,
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+
+
+def _execute(pipeline: Any, arguments: dict, partial: Path, run_dir: Path, settings: dict[str, str],
+             on_event: Callable[[Event], None], verbose: bool, containers: contextlib.AbstractContextManager) -> None:
+    """Run the pipeline with its output in pipeline.log and its events to ``on_event``; a failure
+    keeps the run as ``<id>.failed`` and ends in one DlxError line."""
     root = logging.getLogger()
-    with open(log_path, "w", encoding="utf-8") as log:
+    with open(partial / "pipeline.log", "w", encoding="utf-8") as log:
         records = _KfpRecords(log, on_event, verbose)
         root.addFilter(records)
         try:
-            with _environment(TMPDIR=str(partial / "tmp"), **settings), _progress_events(progress_path, on_event), \
-                    docker_runner.reliable_exit_codes(volumes) if image else contextlib.nullcontext(), \
+            with _environment(TMPDIR=str(partial / "tmp"), **settings), \
+                    _progress_events(Path(settings[PROGRESS_ENV]), on_event), containers, \
                     contextlib.redirect_stdout(_Tee(log, on_event, verbose)), warnings.catch_warnings():
                 # The steps name the cluster image and the train step its cluster resources (CPU,
                 # memory, GPUs); locally they run in this environment, on this machine, on purpose.
@@ -218,16 +278,23 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
             raise DlxError(_failure(failed / "pipeline.log", exc)) from None
         finally:
             root.removeFilter(records)
-    _assemble(partial)
-    metrics = read_json(partial / "evaluate" / "evaluation" / "metrics.json")
-    metrics |= {"run_id": run_dir.name, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+
+
+def _topic_summary(folder: Path, run_id: str, started: float, log: str = "pipeline.log") -> dict:
+    """A topic's metrics.json and report.html at the top of its run ``folder``; returns the metrics."""
+    metrics = read_json(folder / "evaluate" / "evaluation" / "metrics.json")
+    metrics |= {"run_id": run_id, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "wall_seconds": round(time.perf_counter() - started, 2)}
-    write_json(partial / "metrics.json", metrics)
-    write_report(metrics, partial / "evaluate" / "evaluation", partial / "report.html", log="pipeline.log")
+    write_json(folder / "metrics.json", metrics)
+    write_report(metrics, folder / "evaluate" / "evaluation", folder / "report.html", log=log)
+    return metrics
+
+
+def _finish(partial: Path, run_dir: Path) -> None:
+    """Publish the complete run under its name."""
     (partial / OWNER_FILE).unlink()
     partial.rename(run_dir)
     write_index(run_dir.parent)
-    return metrics
 
 
 OWNER_FILE = ".owner"
@@ -282,15 +349,17 @@ def _keep_failed(partial: Path, run_dir: Path) -> Path:
     return failed
 
 
-def _assemble(partial: Path) -> None:
-    """Lift each task's directory to the run's top."""
+def _assemble(partial: Path, places: dict[str, str]) -> None:
+    """Lift each task's directory to the run's top, or to where ``places`` puts it."""
     kfp_root = partial / "kfp"
     (pipeline_run,) = [path for path in kfp_root.iterdir() if path.is_dir()]
     for task_dir in pipeline_run.iterdir():
-        task_dir.rename(partial / task_dir.name)
+        target = partial / places.get(task_dir.name, task_dir.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        task_dir.rename(target)
     shutil.rmtree(kfp_root)
     shutil.rmtree(partial / "tmp")
-    for name in ("report", "interactive"):  # kfp names an HTML artifact's file as the output itself
-        artifact = partial / "evaluate" / name
-        if artifact.is_file():
-            artifact.rename(artifact.with_name(f"{name}.html"))
+    for name in ("evaluate/report", "evaluate/interactive", "summarize/board"):  # kfp names an HTML artifact's
+        for artifact in [*partial.glob(name), *partial.glob(f"*/{name}")]:          # file as the output itself
+            if artifact.is_file():
+                artifact.rename(artifact.with_name(f"{artifact.name}.html"))

@@ -255,7 +255,7 @@ def compare(runs: list[Run], out_dir: Path) -> Path:
 
     params = differing_params(runs)
     encoded = base64.b64encode((out_dir / image).read_bytes()).decode("ascii")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>dlx compare</title><style>"
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>dlx compare</title><style>"
             "body { font-family: system-ui, sans-serif; margin: 2rem; } table { border-collapse: collapse; "
             "margin-bottom: 1.5rem; } th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: left; } "
             "img { max-width: 100%; }</style></head><body><h1>dlx compare</h1>"

@@ -31,8 +31,9 @@ from kfp import Client
 
 from components.errors import DlxError
 from components.registry import Topic
-from pipelines.compile import compile_topic
+from pipelines.compile import compile_suite, compile_topic
 from pipelines.deployment import Deployment
+from pipelines.suite import Suite
 
 POLL_SECONDS = 10.0
 """How often `wait` asks the server for the run's state."""
@@ -94,10 +95,10 @@ class Kubeflow:
         """The UI page of a run (kind "runs") or recurring run ("recurringrun"), when the host is known."""
         return f"{self.host}/#/{kind}/details/{resource_id}" if self.host else None
 
-    def submit(self, topic: Topic, arguments: dict, *, experiment: str, run_name: str, deployment: Deployment,
+    def submit(self, topic: Topic | Suite, arguments: dict, *, experiment: str, run_name: str, deployment: Deployment,
                sweep_parallel: int | None = None) -> str:
-        """Start one run in ``experiment`` (created if missing); returns the run id. With
-        ``sweep_parallel`` the run is the topic's sweep pipeline (pipelines.sweep)."""
+        """Start one run of the topic's pipeline or the suite in ``experiment`` (created if missing);
+        returns the run id. With ``sweep_parallel`` the run is the topic's sweep pipeline (pipelines.sweep)."""
         with _package(topic, deployment, sweep_parallel) as package, self._calls():
             pipeline_id, version_id = self._version(package)
             experiment_id = self.client.create_experiment(experiment).experiment_id
@@ -138,7 +139,7 @@ class Kubeflow:
             time.sleep(POLL_SECONDS)
 
     def schedule(
-        self, topic: Topic, arguments: dict, *, experiment: str, name: str, cron: str, max_concurrency: int,
+        self, topic: Topic | Suite, arguments: dict, *, experiment: str, name: str, cron: str, max_concurrency: int,
         deployment: Deployment,
     ) -> str:
         """Create an enabled recurring run on ``cron`` (see check_cron); returns its id.
@@ -222,10 +223,13 @@ class Kubeflow:
 
 
 @contextlib.contextmanager
-def _package(topic: Topic, deployment: Deployment, sweep_parallel: int | None = None) -> Iterator[str]:
-    """The topic's pipeline (or its sweep) compiled to a temporary YAML file."""
+def _package(topic: Topic | Suite, deployment: Deployment, sweep_parallel: int | None = None) -> Iterator[str]:
+    """The topic's pipeline (or its sweep), or the suite, compiled to a temporary YAML file."""
     with tempfile.TemporaryDirectory(prefix="dlx-kfp-") as tmp:
-        yield str(compile_topic(topic, Path(tmp), deployment, sweep_parallel))
+        if isinstance(topic, Suite):
+            yield str(compile_suite(topic, Path(tmp), deployment))
+        else:
+            yield str(compile_topic(topic, Path(tmp), deployment, sweep_parallel))
 
 
 def _schedule(run: Any) -> Schedule:
