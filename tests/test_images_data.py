@@ -259,6 +259,20 @@ def test_download_lands_in_the_cache_once(tmp_path, mirror):
     assert len(mirror) == 4
 
 
+def test_a_cached_file_changed_after_download_is_downloaded_again(tmp_path, mirror, fake_mnist, idx_bytes, capsys):
+    prepare_dataset("mnist", tmp_path / "a")
+    cached = tmp_path / "cache" / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    original = cached.read_bytes()
+    labels = np.frombuffer(gzip.decompress(original), dtype=np.uint8, offset=8)
+    cached.write_bytes(gzip.compress(idx_bytes((labels + 1) % 10)))  # still a valid label file, other labels
+    capsys.readouterr()
+    prepare_dataset("mnist", tmp_path / "b")
+    assert "no longer matches its known sha256" in capsys.readouterr().err
+    assert mirror[-1] == "/t10k-labels-idx1-ubyte.gz" and len(mirror) == 5  # that file only, once more
+    assert gzip.decompress(cached.read_bytes()) == gzip.decompress(original)
+    assert np.array_equal(load_dataset(tmp_path / "b")[0]["y_test"], load_dataset(tmp_path / "a")[0]["y_test"])
+
+
 def test_download_checksum_mismatch_keeps_nothing(tmp_path, mirror, monkeypatch):
     monkeypatch.setitem(images.MNIST_SHA256, "t10k-images-idx3-ubyte.gz", "0" * 64)
     with pytest.raises(DlxError, match="t10k-images-idx3-ubyte.gz: the download has sha256 .* expected 0000"):

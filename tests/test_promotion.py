@@ -195,3 +195,41 @@ def test_table_artifacts_are_fingerprinted_by_what_they_are_scored_on(tmp_path, 
         steps.prepare(dataset, "", 0, tmp_path / str(n), json.dumps(options))
         fingerprints.append(fingerprint_test_split(tmp_path / str(n)))
     assert fingerprints[0] == fingerprints[1] != fingerprints[2]
+
+
+def test_a_failing_model_upload_leaves_the_champion_record_as_it_was(tmp_path, s3, monkeypatch):
+    """The record is the commit point: an upload that keeps failing (after botocore's retries) ends
+    in one line and no record names the half-copied model."""
+    from botocore.awsrequest import AWSResponse
+
+    from components.data import storage
+
+    topic, record = _topic(), "s3://models/champions/stub.json"
+    dataset = _dataset(tmp_path, [0, 1])
+    _evaluate_and_promote(topic, dataset, _model(tmp_path, "first", 0.70), record)
+    before = read_record(record)
+
+    client = storage._client()
+    failing = []
+
+    def broken(request, **kwargs):
+        if request.url.endswith("/train.json"):  # the third file of the model's copy
+            failing.append(request.url)
+            return AWSResponse(request.url, 500, {}, _Body(b"<Error><Code>InternalError</Code></Error>"))
+        return None
+
+    client.meta.events.register("before-send.s3.PutObject", broken)
+    monkeypatch.setattr(storage, "_client", lambda: client)
+    monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda self, context: 0)
+    with pytest.raises(DlxError, match="S3 error InternalError") as error:
+        _evaluate_and_promote(topic, dataset, _model(tmp_path, "better", 0.90), record)
+    assert "\n" not in str(error.value) and len(failing) == storage.MAX_ATTEMPTS
+    assert read_record(record) == before  # the champion is still the first model, whole
+
+
+class _Body:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **kwargs):
+        yield self.body

@@ -7,7 +7,9 @@ shared data folder serves every dataset. An explicit data dir must hold every fi
 download behind the user's back); DLX_DATA_DIR is a shared root that may lack a dataset, which
 then comes from the cache (an s3:// DLX_DATA_DIR is the exception: it must hold the files).
 Downloads are checked against sha256 constants of the decompressed content (re-made .gz wrappers
-still verify) and renamed into place only once verified, so the cache never holds a bad file.
+still verify) and renamed into place only once verified, so the cache never holds a bad file;
+cached files are checked again on every use, and one changed since (by hand, by a disk fault) is
+downloaded again rather than trusted.
 A `.gz` file may also be supplied decompressed, without the suffix. A `base_url` ending in
 `.zip` is one archive: the missing files are extracted from it (matched by base name) and each is
 verified like a plain download.
@@ -81,6 +83,11 @@ def _from_env_or_cache(dataset: str, names: Sequence[str], env: str | None, base
         roots = [root / dataset, root]
     cache = cache_dir() / dataset
     found, missing = _find(cache, names)
+    for name in [name for name, path in found.items() if not _matches(path, checksums[name])]:
+        print(f"dlx: the cached {found[name]} no longer matches its known sha256 (changed after it was downloaded); "
+              "downloading it again", file=sys.stderr)
+        found.pop(name).unlink()
+        missing.append(name)
     looked = ", ".join(str(d) for d in [*roots, cache])
     hint = (f"no local copy in {looked}; pass --data-dir DIR holding {_expected(names)}, "
             f"or set {DATA_DIR_ENV}=ROOT with them in ROOT/{dataset}/")
@@ -111,6 +118,14 @@ def local_file(path: str, family: str) -> Iterator[Path]:
         if not download_prefix(prefix, tmp, only=[name]):
             raise DlxError(f"{path}: no such object; check the key")
         yield Path(tmp) / name
+
+
+def _matches(path: Path, sha256: str) -> bool:
+    """Whether a cached file still holds what was verified when it was downloaded."""
+    try:
+        return content_sha256(path) == sha256
+    except (DlxError, OSError):  # unreadable or no longer decompresses
+        return False
 
 
 def _download(url: str, target: Path, sha256: str, hint: str) -> None:

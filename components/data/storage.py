@@ -37,7 +37,11 @@ def upload_file(path: str | Path, uri: str) -> None:
 
 
 def upload_dir(path: str | Path, uri: str) -> None:
-    """Upload every file under the directory ``path`` to the prefix ``uri``, keeping relative paths."""
+    """Upload every file under the directory ``path`` to the prefix ``uri``, keeping relative paths.
+
+    Each object is whole or absent (a PUT is atomic, a failed multipart upload is aborted), but a
+    failure part-way leaves some of the files: callers publish the prefix only afterwards (a
+    champion record names its model's copy once the copy is complete)."""
     bucket, prefix = split_uri(uri)
     prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
     with _s3_errors(uri):
@@ -104,6 +108,7 @@ def _client():
 @contextmanager
 def _s3_errors(uri: str) -> Iterator[None]:
     """Turn botocore's exceptions into one-line DlxErrors that say what to fix."""
+    from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     try:
@@ -112,16 +117,22 @@ def _s3_errors(uri: str) -> Iterator[None]:
         raise DlxError(f"{uri}: no AWS credentials found; run `aws configure` or set AWS_PROFILE "
                        "(or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)") from None
     except ClientError as e:
-        error = e.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        if code == "NoSuchBucket":
-            message = f"bucket {split_uri(uri)[0]} does not exist; check the bucket name"
-        elif code in ("NoSuchKey", "404", "NotFound"):
-            message = "no such object; check the key"
-        elif code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
-            message = f"access denied ({code}); check your AWS credentials and the bucket's policy"
-        else:
-            message = f"S3 error {code}: {error.get('Message', e)}"
-        raise DlxError(f"{uri}: {message}") from None
+        raise DlxError(f"{uri}: {_refusal(e, uri)}") from None
+    except (S3UploadFailedError, S3TransferFailedError) as e:  # boto3's transfers wrap the answer
+        cause = e.__context__
+        reason = _refusal(cause, uri) if isinstance(cause, ClientError) else str(e)
+        raise DlxError(f"{uri}: the transfer failed ({reason}); retry") from None
     except BotoCoreError as e:
         raise DlxError(f"{uri}: cannot reach S3 ({e}); check the network and AWS_DEFAULT_REGION") from None
+
+
+def _refusal(e, uri: str) -> str:
+    error = e.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    if code == "NoSuchBucket":
+        return f"bucket {split_uri(uri)[0]} does not exist; check the bucket name"
+    if code in ("NoSuchKey", "404", "NotFound"):
+        return "no such object; check the key"
+    if code in ("AccessDenied", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
+        return f"access denied ({code}); check your AWS credentials and the bucket's policy"
+    return f"S3 error {code}: {error.get('Message', e)}"
