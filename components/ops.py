@@ -27,7 +27,8 @@ def train(topic: str, params_json: str, seed: int, dataset: Input[Dataset], mode
           checkpoint_dir: str = "", run_id: str = ""):
     from components import steps
 
-    checkpoints = f"{checkpoint_dir}/{run_id}" if checkpoint_dir else None  # one folder per run: a retry resumes
+    # One folder per run on a shared volume (a retried pod resumes), or the folder itself (a local run's own)
+    checkpoints = (f"{checkpoint_dir}/{run_id}" if run_id else checkpoint_dir) if checkpoint_dir else None
     summary = steps.train(topic, params_json, seed, dataset.path, model.path, checkpoints)
     model.metadata.update(summary)
 

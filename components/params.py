@@ -1,9 +1,11 @@
 """Typed hyperparameters: a frozen dataclass per topic, overridden as ``name=value`` strings.
 
-Each field carries its help text in ``metadata["help"]`` so `dlx list` and error messages can
-describe it. Supported field types: int, float, str, bool, Literal[...] choices and
-tuple[T, ...] (written ``512,512``). A dataclass may validate ranges in ``__post_init__`` by
-raising ValueError; that becomes a DlxError naming the parameter.
+Each field carries its help text and, for a number, its range (declared beside the default in
+``help_field``) in its metadata, so `dlx list` shows both and every way a value arrives (a flag,
+a pipeline's JSON, a SageMaker hyperparameter) is checked against the same range. Supported
+field types: int, float, str, bool, Literal[...] choices and tuple[T, ...] (written ``512,512``;
+a range applies to each item). A dataclass checks what spans several fields in ``__post_init__``
+by raising ValueError; that becomes a DlxError naming the parameter.
 """
 from __future__ import annotations
 
@@ -19,11 +21,40 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
-def help_field(default: Any, help: str, *, factory: bool = False) -> Any:
-    """A dataclass field with a default and a one-line help text."""
+def help_field(default: Any, help: str, *, factory: bool = False, at_least: float | None = None,
+               above: float | None = None, at_most: float | None = None, below: float | None = None) -> Any:
+    """A dataclass field with a default, a one-line help text and, for numbers, the values it
+    accepts: ``at_least``/``at_most`` are inclusive bounds, ``above``/``below`` exclusive ones."""
+    bounds = {name: value for name, value in (("at_least", at_least), ("above", above), ("at_most", at_most),
+                                              ("below", below)) if value is not None}
+    metadata = {"help": help, **({"range": bounds} if bounds else {})}
     if factory:
-        return dataclasses.field(default_factory=default, metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
+        return dataclasses.field(default_factory=default, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def range_text(bounds: Mapping[str, float]) -> str:
+    """A range as `dlx list` shows it: ``>= 1``, ``> 0``, ``[0, 1)``; empty when unbounded."""
+    low = ("[", bounds["at_least"]) if "at_least" in bounds else ("(", bounds["above"]) if "above" in bounds else None
+    high = (bounds["at_most"], "]") if "at_most" in bounds else (bounds["below"], ")") if "below" in bounds else None
+    if low and high:
+        return f"{low[0]}{_number(low[1])}, {_number(high[0])}{high[1]}"
+    if low:
+        return f"{'>=' if low[0] == '[' else '>'} {_number(low[1])}"
+    if high:
+        return f"{'<=' if high[1] == ']' else '<'} {_number(high[0])}"
+    return ""
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _in_range(value: Any, bounds: Mapping[str, float]) -> bool:
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    checks = {"at_least": lambda v, b: v >= b, "above": lambda v, b: v > b, "at_most": lambda v, b: v <= b,
+              "below": lambda v, b: v < b}
+    return all(checks[kind](item, bound) for item in items for kind, bound in bounds.items())
 
 
 def type_name(tp: Any) -> str:
@@ -75,6 +106,14 @@ def parameter_types(cls: type) -> dict[str, Any]:
 
 
 def _build(cls: type, values: dict[str, Any], what: str) -> Any:
+    fields = _fields(cls)
+    for name, value in values.items():
+        bounds = fields[name][0].metadata.get("range")
+        if bounds and not _in_range(value, bounds):
+            shown = format_value(value)
+            each = "each item " if isinstance(value, (tuple, list)) else ""
+            raise DlxError(f"bad value {shown} for parameter {name} of {what}: {each}must be {range_text(bounds)}; "
+                           "see `dlx list` for every parameter's range")
     try:
         return cls(**values)
     except ValueError as exc:
@@ -176,13 +215,14 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def describe(cls: type) -> list[tuple[str, str, str, str]]:
-    """(name, type, default, help) for every field, for listings."""
+def describe(cls: type) -> list[tuple[str, str, str, str, str]]:
+    """(name, type, range, default, help) for every field, for listings."""
     defaults = cls()
     rows = []
     for name, (f, tp) in _fields(cls).items():
         value = getattr(defaults, name)
-        rows.append((name, type_name(tp), format_value(value), f.metadata.get("help", "")))
+        rows.append((name, type_name(tp), range_text(f.metadata.get("range", {})), format_value(value),
+                     f.metadata.get("help", "")))
     return rows
 
 

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from components import model_files
 from components.data import storage
 from components.data.artifact import fingerprint_test_split
 from components.errors import DlxError
@@ -135,6 +136,7 @@ def _champion_score(topic: Topic, record: dict, fingerprint: str, dataset_dir: s
     with tempfile.TemporaryDirectory(prefix="dlx-champion-") as scratch:
         try:
             model_dir = fetch(record["model_uri"], Path(scratch) / "model")
+            model_files.verify(model_dir)
             out_dir = Path(scratch) / "evaluation"
             out_dir.mkdir()
             return float(topic.evaluate(Path(dataset_dir), model_dir, out_dir)["test"][topic.main_metric]), ""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components import distributed, progress, tracking
+from components import distributed, model_files, progress, tracking
 from components.data import prepare_dataset
 from components.evaluate import evaluate_run
 from components.files import read_json, write_json
@@ -44,7 +44,10 @@ def train(
             return distributed.launch(topic, params_json, seed, Path(dataset_dir), Path(model_dir),
                                        Path(checkpoint_dir) if checkpoint_dir else None, processes)
     progress.phase(f"loading {spec.framework}")
-    return spec.train(Path(dataset_dir), Path(model_dir), params, seed, Path(checkpoint_dir) if checkpoint_dir else None)
+    result = spec.train(Path(dataset_dir), Path(model_dir), params, seed, Path(checkpoint_dir) if checkpoint_dir else None)
+    if distributed.is_main():  # the process that wrote the model: record what it wrote
+        model_files.write_manifest(model_dir)
+    return result
 
 
 def evaluate(
@@ -67,6 +70,7 @@ def evaluate(
         raise DlxError(f"--champion {champion} promotes through the MLflow registry, which needs a tracking server: "
                        f"pass --tracking-uri (or set {tracking.URI_ENV}), or give a champion record path")
     progress.phase("scoring the model")
+    model_files.verify(model_dir)
     metrics = evaluate_run(spec, Path(dataset_dir), Path(model_dir), out_dir)
     tracked = ""
     if tracking.enabled():

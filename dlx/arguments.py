@@ -179,6 +179,7 @@ def run_model_dir(args: argparse.Namespace, *, command: str, marker: str, takes:
     """The model of the run ``args.run`` names (a run id, a unique prefix of one, or a directory): its
     train/model/, or the directory itself when it holds ``marker``; a missing or incomplete run, or a
     run of a topic not in ``takes``, is a DlxError."""
+    from components import model_files
     from pipelines.runs import resolve_run
 
     run_dir = resolve_run(runs_root(args), args.run)
@@ -189,6 +190,7 @@ def run_model_dir(args: argparse.Namespace, *, command: str, marker: str, takes:
                        f"it takes runs of {', '.join(takes)}")
     for candidate in (run_dir, run_dir / MODEL_IN_RUN):
         if (candidate / marker).is_file():
+            model_files.verify(candidate)
             return candidate
     raise DlxError(f"{run_dir}: not a complete dlx run directory, it holds no trained model ({marker} is neither "
                    f"there nor in {MODEL_IN_RUN}/); pass the directory `dlx run` printed (see `dlx runs`)")

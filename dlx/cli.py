@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from components.distributed import check_parallel
-from components.errors import DlxError
+from components.errors import DlxError, os_error_line
 from components.image import DEFAULT_IMAGE
 from components.registry import Topic, get_topic, topics
 from dlx import cli_aws, cli_generate, cli_kubeflow, cli_list, cli_predict, cli_runs, cli_sagemaker, cli_sweep
@@ -64,6 +64,20 @@ def _summary(topic: Topic, metrics: dict, run_dir: Path) -> None:
         print(f"  champion  {'promoted' if decision['promoted'] else 'not promoted'}: {decision['reason']}")
     print(f"  time      training {metrics['train_seconds']:.1f} s; whole pipeline {metrics['wall_seconds']:.1f} s")
     print(f"  outputs   {run_dir}/  (report.html, metrics.json, pipeline.log; prepare/ train/ evaluate/)")
+
+
+def cmd_resume(args: argparse.Namespace) -> None:
+    from pipelines.local import resumable, run_local
+
+    run_dir = Path(args.run) if "/" in args.run else runs_root(args) / args.run
+    job, champion, margin, processes = resumable(run_dir)
+    require_train_extra("resume")
+    print(f"dlx resume {run_dir.name}: {job.topic.name} on {job.dataset} (seed {job.seed}), training from its last "
+          "saved epoch", flush=True)
+    with open_console() as console:
+        metrics = run_local(job, run_dir=run_dir, champion=champion, margin=margin, verbose=args.verbose,
+                            on_event=console.handle, processes=processes, resume=True)
+    _summary(job.topic, metrics, run_dir)
 
 
 def _run_suite(args: argparse.Namespace) -> None:
@@ -140,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="show kfp's full executor output")
     run.set_defaults(func=cmd_run)
 
+    resume = sub.add_parser("resume", help="continue a local run whose process was killed, from its last saved epoch")
+    resume.add_argument("run", metavar="RUN", help="the run's id (its directory's name) or directory")
+    add_runs_dir(resume, "where runs are")
+    resume.add_argument("-v", "--verbose", action="store_true", help="show kfp's full executor output")
+    resume.set_defaults(func=cmd_resume)
+
     comp = sub.add_parser("compile", help="write pipeline YAML for a Kubeflow Pipelines server")
     comp.add_argument("topic", help="topic id, all (a file per topic), or suite (one pipeline of them all)")
     add_topics_argument(comp)
@@ -167,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `dlx list | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's own flush stays quiet
         return 0
+    except OSError as exc:  # the disk or the permissions refused; whatever was being written is not published
+        print(f"dlx: error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -82,11 +82,13 @@ def topic_lines(topic: Topic) -> list[str]:
     return lines + _table(describe(topic.params))
 
 
-def _table(rows: list[tuple[str, str, str, str]]) -> list[str]:
-    """NAME=DEFAULT, type and help in aligned columns."""
-    width = max(len(f"{name}={default}") for name, _, default, _ in rows)
-    kinds = max(len(kind) for _, kind, _, _ in rows)
-    return [f"    {f'{name}={default}':<{width}}  {kind:<{kinds}}  {help_text}" for name, kind, default, help_text in rows]
+def _table(rows: list[tuple[str, str, str, str, str]]) -> list[str]:
+    """NAME=DEFAULT, type with its range, and help in aligned columns."""
+    width = max(len(f"{name}={default}") for name, _, _, default, _ in rows)
+    kinds = [f"{kind} {bounds}".strip() for _, kind, bounds, _, _ in rows]
+    kind_width = max(map(len, kinds))
+    return [f"    {f'{name}={default}':<{width}}  {kind:<{kind_width}}  {help_text}"
+            for (name, _, _, default, help_text), kind in zip(rows, kinds)]
 
 
 def dataset_lines(spec: DatasetSpec) -> list[str]:
@@ -109,8 +111,8 @@ def _takes(topic: Topic, dataset: str) -> bool:
 
 
 def _params_json(cls: type) -> list[dict[str, Any]]:
-    return [{"name": name, "type": kind, "default": default, "help": help_text}
-            for name, kind, default, help_text in describe(cls)]
+    return [{"name": name, "type": kind, "range": bounds, "default": default, "help": help_text}
+            for name, kind, bounds, default, help_text in describe(cls)]
 
 
 def _topic_json(topic: Topic) -> dict[str, Any]:

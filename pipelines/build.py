@@ -74,10 +74,10 @@ def build_pipeline(topic: Topic, deployment: Deployment = Deployment()) -> Any:
                                       memory=topic.memory, dataset=prepared.outputs["dataset"])
             trained.set_caching_options(True)
         else:
-            checkpoints = CHECKPOINT_MOUNT if deployment.checkpoint_pvc else ""
+            checkpoints = deployment.checkpoint_dir or (CHECKPOINT_MOUNT if deployment.checkpoint_pvc else "")
             trained = ops.train(topic=topic.name, params_json=params_template(topic, params), seed=seed,
                                 dataset=prepared.outputs["dataset"], checkpoint_dir=checkpoints,
-                                run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+                                run_id="" if deployment.checkpoint_dir else dsl.PIPELINE_JOB_ID_PLACEHOLDER)
             trained.set_caching_options(True).set_cpu_request(topic.cpu).set_memory_request(topic.memory)
             if gpus:
                 trained.set_accelerator_type(GPU).set_accelerator_limit(gpus)

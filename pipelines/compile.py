@@ -30,6 +30,9 @@ def _write(pipeline: Any, path: Path) -> Path:
     """Compile next to ``path`` and rename, so a failed compile leaves no file that looks complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.partial.yaml")  # kfp insists on the .yaml suffix
-    compiler.Compiler().compile(pipeline, str(tmp))
-    tmp.replace(path)
+    try:
+        compiler.Compiler().compile(pipeline, str(tmp))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

@@ -6,7 +6,8 @@ a team's cluster asks for (kfp-kubernetes writes them into the compiled spec's p
 - the train step: ``node_selector`` and ``tolerations`` (GPU node pools are labelled and
   tainted), ``retries`` (a preempted pod is retried) and ``checkpoint_pvc`` (a PersistentVolumeClaim
   mounted at CHECKPOINT_MOUNT, where the train step keeps its checkpoints under the run's id, so a
-  retried pod resumes after the last finished epoch).
+  retried pod resumes after the last finished epoch), or ``checkpoint_dir`` (a folder the step
+  sees as it is, where it keeps its checkpoints: a local run's own, so that `dlx resume` continues it).
 
 Tolerations are written as kubectl writes taints: ``KEY[=VALUE]:EFFECT`` (``nvidia.com/gpu:NoSchedule``,
 ``pool=gpu:NoExecute``), or ``KEY`` alone to tolerate every effect of that key.
@@ -46,6 +47,7 @@ class Deployment:
     pull_secrets: tuple[str, ...] = ()
     retries: int = 0
     checkpoint_pvc: str = ""
+    checkpoint_dir: str = ""
 
     def __post_init__(self) -> None:
         for flag, value, least in (("--gpus", self.gpus, 0), ("--nodes", self.nodes, 1), ("--retries", self.retries, 0)):

@@ -156,16 +156,24 @@ def new_run_dir(root: Path, topic: Topic | Suite, prefix: str = "") -> Path:
 
 def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.0, verbose: bool = False,
               on_event: Callable[[Event], None] = lambda event: None, image: str | None = None,
-              processes: int = 1, trials: list[str] | None = None, parallel: int = 1) -> dict:
+              processes: int = 1, trials: list[str] | None = None, parallel: int = 1, resume: bool = False) -> dict:
     """Run prepare → train → evaluate locally; returns metrics.json's content.
 
     Each step is a subprocess of this environment, or with ``image`` a container of that image
     (pipelines.docker_runner); with ``processes`` > 1 the train step runs that many under torchrun.
     With ``trials`` (each trial's params_json) it runs the sweep pipeline instead (pipelines.sweep),
-    ``parallel`` trials at a time, and the run is the chosen trial's."""
+    ``parallel`` trials at a time, and the run is the chosen trial's.
+
+    A plain run (subprocess steps, no trials) records its job in the unfinished run directory and
+    its train step checkpoints there after every epoch; with ``resume`` (`dlx resume`, see
+    ``resumable``) the run of that directory whose process is gone starts again and its train step
+    carries on after the last saved epoch."""
     from kfp import local
 
-    _check_empty(run_dir)
+    if resume:
+        partial = reclaim(run_dir)
+    else:
+        _check_empty(run_dir)
     volumes = {}
     if image:  # the steps' containers see the host's paths they need where they are
         docker_runner.check_engine(image)
@@ -178,8 +186,13 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
             Path(champion).parent.mkdir(parents=True, exist_ok=True)
             shared[str(Path(champion).parent)] = "rw"
         volumes = docker_runner.mounts(shared)
-    partial = claim(run_dir)
+    if not resume:
+        partial = claim(run_dir)
     settings = _start(partial, run_dir, processes)
+    checkpoints = image is None and trials is None
+    if checkpoints and not resume:
+        write_json(partial / JOB_FILE, {"topic": job.topic.name, "arguments": job.arguments(), "champion": champion,
+                                        "margin": margin, "processes": processes})
     if image:
         local.init(runner=docker_runner.runner(), pipeline_root=str((partial / "kfp").resolve()), raise_on_error=True)
         tracked = {name: os.environ[name] for name in (URI_ENV, EXPERIMENT_ENV) if os.environ.get(name)}
@@ -188,7 +201,7 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
     else:
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(partial / "kfp"),
                    raise_on_error=True)
-        deployment = Deployment()
+        deployment = Deployment(checkpoint_dir=str((partial / CHECKPOINTS).resolve()) if checkpoints else "")
         settings[TARGET_ENV] = "local"
     pipeline = build_pipeline(job.topic, deployment)
     arguments = {**job.arguments(), "champion": champion, "margin": margin}
@@ -200,8 +213,45 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
     _execute(pipeline, arguments, partial, run_dir, settings, on_event, verbose, containers)
     _assemble(partial, {})
     metrics = _topic_summary(partial, run_dir.name, started)
+    shutil.rmtree(partial / CHECKPOINTS, ignore_errors=True)  # the run is whole: nothing left to resume
+    (partial / JOB_FILE).unlink(missing_ok=True)
     _finish(partial, run_dir)
     return metrics
+
+
+JOB_FILE = "job.json"
+"""In an unfinished run's directory: what `dlx resume` needs to run it again."""
+CHECKPOINTS = "checkpoints"
+"""In an unfinished run's directory: the train step's checkpoints."""
+
+
+def resumable(run_dir: Path) -> tuple[Job, str, float, int]:
+    """The job, champion, margin and process count of the unfinished run ``run_dir`` names."""
+    partial = run_dir.with_name(f".{run_dir.name}.partial")
+    if run_dir.is_dir() and (run_dir / "metrics.json").is_file():
+        raise DlxError(f"run {run_dir} finished; nothing to resume (see `dlx runs`)")
+    if not (partial / JOB_FILE).is_file():
+        raise DlxError(f"no unfinished run {run_dir.name} to resume in {run_dir.parent}/ (only `dlx run` with its "
+                       "default runner keeps checkpoints; a failed run is kept as .failed, run it again)")
+    try:
+        saved = read_json(partial / JOB_FILE)
+        job = Job.from_arguments(saved["topic"], saved["arguments"])
+        return job, saved["champion"], float(saved["margin"]), int(saved["processes"])
+    except (ValueError, KeyError, TypeError):
+        raise DlxError(f"{partial / JOB_FILE} is damaged; the run cannot be resumed, start it again") from None
+
+
+def reclaim(run_dir: Path) -> Path:
+    """Take over the unfinished run directory of ``run_dir`` whose writer is gone, keeping its job
+    and checkpoints and dropping what its steps left half-written."""
+    partial = run_dir.with_name(f".{run_dir.name}.partial")
+    if partial not in stale(run_dir.parent):
+        raise DlxError(f"run {run_dir.name} is still running (process {(partial / OWNER_FILE).read_text()}); "
+                       "wait for it, or stop it first")
+    for name in ("kfp", "tmp"):
+        shutil.rmtree(partial / name, ignore_errors=True)
+    (partial / OWNER_FILE).write_text(str(os.getpid()))
+    return partial
 
 
 def run_suite_local(suite: Suite, *, run_dir: Path, seed: int = 0, champion: str = "", margin: float = 0.0,

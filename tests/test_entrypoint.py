@@ -64,7 +64,7 @@ def test_mnist_comes_from_the_data_channel(ml_root, fake_mnist):
     ({"topic": "mnist-mlp", "epochz": "3"},
      "unknown hyperparameter(s) epochz for mnist-mlp; valid: dataset, dataset_options, seed, or a parameter: "),
     ({"topic": "mnist-mlp", "epochs": "two"}, "bad value 'two' for parameter epochs (int)"),
-    ({"topic": "mnist-mlp", "epochs": "0"}, "epochs and batch_size must be at least 1"),
+    ({"topic": "mnist-mlp", "epochs": "0"}, "bad value 0 for parameter epochs of mnist-mlp: must be >= 1; see `dlx list`"),
     ({"topic": "mnist-mlp", "data_dir": "/data"}, "unknown hyperparameter(s) data_dir"),
     ({"topic": "mnist-mlp", "dataset_options": "{split"}, "hyperparameter dataset_options is not JSON"),
     ({"topic": "mnist-mlp", "seed": "zero"}, "hyperparameter seed must be a whole number, not 'zero'"),

@@ -27,7 +27,12 @@ def test_one_topic_in_full(capsys):
     assert "preset for sentiment-sentences: epochs=8" in out
     assert any(line.split()[:2] == ["cell=manual", "manual|lstm|gru"] for line in out.splitlines())
     assert main(["list", "text-gen"]) == 0
-    assert "data set options for text-file:PATH: layout=plain" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "data set options for text-file:PATH: layout=plain" in out
+    # Each number with its range, as the parser checks it.
+    rows = {line.split()[0]: line.split()[1:4] for line in out.splitlines() if line.startswith("    ")}
+    assert rows["dropout=0.1"] == ["float", "[0,", "1)"] and rows["layers=2"][:3] == ["int", ">=", "1"]
+    assert rows["learning_rate=0.003"][:3] == ["float", ">", "0"]
 
 
 def test_one_data_set_in_full(capsys):
@@ -43,7 +48,7 @@ def test_json_lists_everything_with_types_and_defaults(capsys):
     assert [d["name"] for d in listing["datasets"]] == list(DATASETS)
     mlp = listing["topics"][0]
     assert mlp["default_dataset"] == "digits" and mlp["presets"]["digits"]["epochs"] == "30"
-    assert {"name": "hidden_units", "type": "int,...", "default": "512,512"}.items() <= \
+    assert {"name": "hidden_units", "type": "int,...", "range": ">= 1", "default": "512,512"}.items() <= \
         next(p for p in mlp["parameters"] if p["name"] == "hidden_units").items()
     assert main(["list", "cf-gd", "--json"]) == 0
     assert [t["name"] for t in json.loads(capsys.readouterr().out)["topics"]] == ["cf-gd"]

@@ -9,16 +9,16 @@ from components.params import describe, differences, from_dict, help_field, over
 
 @dataclass(frozen=True)
 class Example:
-    epochs: int = help_field(3, "passes")
-    rate: float = help_field(0.1, "step size")
+    epochs: int = help_field(3, "passes", at_least=1)
+    rate: float = help_field(0.1, "step size", above=0, at_most=1)
     shuffle: bool = help_field(True, "shuffle each epoch")
-    units: tuple[int, ...] = help_field((8, 4), "layer widths")
+    units: tuple[int, ...] = help_field((8, 4), "layer widths", at_least=1)
     optimizer: Literal["adam", "sgd"] = help_field("adam", "optimiser")
     name: str = help_field("x", "a label")
 
     def __post_init__(self):
-        if self.epochs < 1:
-            raise ValueError("epochs must be at least 1")
+        if self.epochs > 5 and self.rate > 0.5:
+            raise ValueError("a rate above 0.5 takes at most 5 epochs")
 
 
 def test_overrides_are_parsed_to_each_fields_type():
@@ -33,12 +33,16 @@ def test_overrides_are_parsed_to_each_fields_type():
     ("shuffle=maybe", "expected true or false"),
     ("optimizer=adagrad", "choose one of adam, sgd"),
     ("units=", "expected a comma-separated list"),
-    ("epochs=0", "bad parameter for t: epochs must be at least 1"),
+    ("epochs=0", "bad value 0 for parameter epochs of t: must be >= 1"),
+    ("rate=0", "must be (0, 1]"),
+    ("rate=1.5", "must be (0, 1]"),
+    ("units=8,0", "each item must be >= 1"),
+    ("epochs=6 rate=0.9", "bad parameter for t: a rate above 0.5 takes at most 5 epochs"),
     ("epochs", "write it as NAME=VALUE"),
 ])
 def test_bad_overrides_name_the_problem(item, fragment):
     with pytest.raises(DlxError, match=None) as info:
-        override(Example, [item], "t")
+        override(Example, item.split(" "), "t")
     assert fragment in str(info.value)
 
 
@@ -59,7 +63,7 @@ def test_json_round_trip_and_differences():
     ({"units": 8}, "expected a non-empty list"),
     ({"units": [8, "x"]}, "expected int"),
     ({"optimizer": "adagrad"}, "choose one of adam, sgd"),
-    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"epochs": 0}, "epochs of t: must be >= 1"),
 ])
 def test_json_values_of_the_wrong_type_are_user_errors(data, fragment):
     with pytest.raises(DlxError) as info:
@@ -70,8 +74,8 @@ def test_json_values_of_the_wrong_type_are_user_errors(data, fragment):
 def test_describe_lists_every_field_with_help():
     rows = describe(Example)
     assert [r[0] for r in rows] == ["epochs", "rate", "shuffle", "units", "optimizer", "name"]
-    assert rows[3] == ("units", "int,...", "8,4", "layer widths")
-    assert rows[4][1] == "adam|sgd"
+    assert rows[3] == ("units", "int,...", ">= 1", "8,4", "layer widths")
+    assert rows[1][2] == "(0, 1]" and rows[4][1:3] == ("adam|sgd", "")
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "1e999"])
@@ -93,3 +97,23 @@ def test_non_finite_values_in_a_pipelines_json_are_refused_too():
 
     with pytest.raises(DlxError, match="expected a finite number"):
         from_dict(get_topic("cf-regularized").params, {"learning_rate": float("nan")}, "cf-regularized")
+
+
+def test_every_topic_declares_a_range_for_its_numbers_and_its_defaults_lie_in_it():
+    """Each int and float parameter (and list of them) of every topic and data set says what it
+    accepts; the defaults and presets are inside it, and a value outside is one line naming it."""
+    import typing
+
+    from components.data import DATASETS
+    from components.params import parameter_types, to_dict
+    from components.registry import topics
+
+    for owner, cls, values in [*((t.name, t.params, [t.params_for(d) for d in t.datasets]) for t in topics().values()),
+                               *((d.name, d.options, [d.options()]) for d in DATASETS.values() if d.options)]:
+        rows = {name: bounds for name, _, bounds, _, _ in describe(cls)}
+        for name, tp in parameter_types(cls).items():
+            item = typing.get_args(tp)[0] if typing.get_origin(tp) is tuple else tp
+            if item in (int, float):
+                assert rows[name], f"{owner}: {name} declares no range"
+        for params in values:
+            from_dict(cls, to_dict(params), owner)  # raises on a default outside its range

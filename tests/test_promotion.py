@@ -131,6 +131,22 @@ def test_a_champion_that_cannot_be_rescored_blocks_promotion(tmp_path):
     assert record.read_text() == before
 
 
+def test_a_champion_whose_model_was_damaged_is_not_rescored_and_blocks_promotion(tmp_path):
+    from components.model_files import write_manifest
+
+    topic, record = _topic(), tmp_path / "stub.json"
+    champion_model = _model(tmp_path, "champion", 0.5)
+    write_manifest(champion_model)  # as the train step does
+    _evaluate_and_promote(topic, _dataset(tmp_path, [0, 1]), champion_model, str(record))
+    stored = Path(read_json(record)["model_uri"])
+    (stored / "scores.json").write_text('{"default": 0.01}')  # edited after it was promoted
+    before = record.read_text()
+
+    decision = _evaluate_and_promote(topic, _dataset(tmp_path, [1, 0, 0]), _model(tmp_path, "challenger", 0.6), str(record))
+    assert decision["promoted"] is False and "scores.json is damaged or truncated" in decision["reason"]
+    assert record.read_text() == before
+
+
 @pytest.mark.parametrize("content, message", [
     ("{not json", "is not valid JSON"),
     (json.dumps({"topic": "stub"}), "lacks metric, value, test_fingerprint, model_uri"),

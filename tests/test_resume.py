@@ -104,7 +104,7 @@ def test_without_checkpoint_dir_every_run_starts_afresh(digits, tmp_path, epochs
     assert [epoch for epoch, _ in epochs_run] == [0, 1, 0, 1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m1", "m2"]
     model_files = sorted(p.name for p in (tmp_path / "m1").iterdir())
-    assert model_files == ["history.json", "model.keras", "params.json", "predictions.npz", "train.json"]
+    assert model_files == ["history.json", "manifest.json", "model.keras", "params.json", "predictions.npz", "train.json"]
     history = read_json(tmp_path / "m1" / "history.json")
     assert sorted(history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert {len(values) for values in history.values()} == {2}

@@ -227,8 +227,8 @@ def test_resumed_text_run_redoes_nothing_it_finished(text_sample, tmp_path, save
 
 @pytest.mark.parametrize("overrides, message", [
     (["cell=rnn"], "bad value 'rnn' for parameter cell .*choose one of manual, lstm, gru"),
-    (["hidden_size=0"], "bad parameter for rnn: hidden_size, layers"),
-    (["clip=-1"], "clip at least 0"),
+    (["hidden_size=0"], "bad value 0 for parameter hidden_size of rnn: must be >= 1; see `dlx list`"),
+    (["clip=-1"], "bad value -1.0 for parameter clip of rnn: must be >= 0"),
     (["tokens=byte"], "choose one of char, word"),
     (["dropout=0.5"], "unknown parameter 'dropout' for rnn"),
 ])

@@ -44,8 +44,8 @@ def test_options_shape_the_signal(tmp_path):
 
 
 @pytest.mark.parametrize("options, val_fraction, message", [
-    ({"length": "50"}, 0.1, "length must be between 100"),
-    ({"noise": "-1"}, 0.1, "noise must be between 0 and 10"),
+    ({"length": "50"}, 0.1, r"bad value 50 for parameter length of dataset sine: must be \[100, 10000000\]"),
+    ({"noise": "-1"}, 0.1, r"bad value -1.0 for parameter noise of dataset sine: must be \[0, 10\]"),
     ({"signal": "square"}, 0.1, "choose one of composite, sine"),
     ({"period": "3"}, 0.1, "unknown parameter 'period' for dataset sine"),
     ({}, 0.7, "val_fraction 0.7 leaves"),

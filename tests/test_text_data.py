@@ -137,10 +137,10 @@ def test_holdout_marks_test_rows_0_and_training_rows_minus_1(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"folds": "1"}, "folds must be at least 2"),
-    ({"test_fraction": "1"}, "test_fraction must be strictly between 0 and 1"),
+    ({"folds": "1"}, "bad value 1 for parameter folds of dataset text-sample: must be >= 2"),
+    ({"test_fraction": "1"}, r"bad value 1.0 for parameter test_fraction of dataset text-sample: must be \(0, 1\)"),
     ({"protocol": "bootstrap"}, "choose one of auto, cv, holdout"),
-    ({"size": "5"}, "size must be at least 20"),
+    ({"size": "5"}, "bad value 5 for parameter size of dataset text-sample: must be >= 20"),
     ({"folds": "300"}, "too few to stratify 300 folds; lower folds= or use protocol=holdout"),
 ])
 def test_bad_fold_options(tmp_path, options, message):

@@ -155,5 +155,6 @@ def test_evaluating_against_other_folds_is_refused(sample, tmp_path):
                                        ("random-embeddings", "dimension=0"), ("word-embeddings", "max_length=0"),
                                        ("word-embeddings", "min_count=0")])
 def test_bad_parameters_are_refused(topic, bad):
-    with pytest.raises(DlxError, match="bad parameter"):
+    name, value = bad.split("=")
+    with pytest.raises(DlxError, match=f"bad value {value} for parameter {name} of {topic}: must be .*; see `dlx list`"):
         get_topic(topic).params_for("text-sample", [bad])

@@ -60,18 +60,14 @@ ML_LATEST_URL = "https://files.grouplens.org/datasets/movielens/ml-latest-small.
 class SyntheticOptions:
     """rating = 3.5 + user bias + item bias + <user factors, item factors> + N(0, noise²), clipped."""
 
-    users: int = help_field(500, "number of users")
-    items: int = help_field(300, "number of items")
-    rank: int = help_field(5, "rank of the true user/item factor model")
-    noise: float = help_field(0.3, "sigma of the Gaussian noise: the best achievable RMSE")
-    density: float = help_field(0.2, "fraction of user x item cells observed (0.2: ~48 training ratings per user)")
-    data_seed: int = help_field(0, "seed of the generator (the run's seed only picks validation)")
-
-    def __post_init__(self) -> None:
-        if self.users < 2 or self.items < 2 or self.rank < 1:
-            raise ValueError("users and items must be at least 2 and rank at least 1")
-        if self.noise < 0 or not 0 < self.density <= 1 or not 0 <= self.data_seed < 2**32:
-            raise ValueError("noise must be >= 0, density in (0, 1], data_seed in 0..2**32-1")
+    users: int = help_field(500, "number of users", at_least=2)
+    items: int = help_field(300, "number of items", at_least=2)
+    rank: int = help_field(5, "rank of the true user/item factor model", at_least=1)
+    noise: float = help_field(0.3, "sigma of the Gaussian noise: the best achievable RMSE (0: none)", at_least=0)
+    density: float = help_field(0.2, "fraction of user x item cells observed (0.2: ~48 training ratings per user)",
+                                above=0, at_most=1)
+    data_seed: int = help_field(0, "seed of the generator (the run's seed only picks validation)", at_least=0,
+                                below=2**32)
 
 
 @dataclass(frozen=True)
@@ -86,8 +82,8 @@ class FileOptions:
     user_col: str = help_field("user", "column holding the user id")
     item_col: str = help_field("item", "column holding the item id")
     rating_col: str = help_field("rating", "column holding the rating")
-    min_rating: float = help_field(1.0, "lowest allowed rating")
-    max_rating: float = help_field(5.0, "highest allowed rating")
+    min_rating: float = help_field(1.0, "lowest allowed rating", at_least=-1e6, at_most=1e6)
+    max_rating: float = help_field(5.0, "highest allowed rating", at_least=-1e6, at_most=1e6)
     duplicates: Literal["error", "last", "mean"] = help_field(
         "error", "a (user, item) pair rated twice: error, keep the last, or average")
 

@@ -28,16 +28,12 @@ MIN_LENGTH = 100
 
 @dataclass(frozen=True)
 class SineOptions:
-    length: int = help_field(4000, "time steps in the whole series (train + validation + test)")
-    noise: float = help_field(0.1, "standard deviation of the Gaussian noise added to every value")
+    length: int = help_field(4000, "time steps in the whole series (train + validation + test)",
+                             at_least=MIN_LENGTH, at_most=10_000_000)
+    noise: float = help_field(0.1, "standard deviation of the Gaussian noise added to every value (0: none)",
+                              at_least=0, at_most=10)
     signal: Literal["composite", "sine"] = help_field(
         "composite", "one sine of period 40, or the sum of three sines (periods 40, 97 and 15.3)")
-
-    def __post_init__(self) -> None:
-        if not MIN_LENGTH <= self.length <= 10_000_000:
-            raise ValueError(f"length must be between {MIN_LENGTH} and 10,000,000 time steps")
-        if not 0 <= self.noise <= 10:
-            raise ValueError("noise must be between 0 and 10")
 
 
 def clean_signal(t: np.ndarray, signal: str, phases: list[float]) -> np.ndarray:

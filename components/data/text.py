@@ -51,27 +51,17 @@ SENTIMENT_CLASSES = ["negative", "positive"]  # the files' scores 0 and 1
 class FoldOptions:
     """The evaluation protocol shared by every labelled text set."""
 
-    folds: int = help_field(5, "number of stratified cross-validation folds (protocol cv)")
+    folds: int = help_field(5, "number of stratified cross-validation folds (protocol cv)", at_least=2)
     protocol: Literal["auto", "cv", "holdout"] = help_field(
         "auto", f"cv: k folds; holdout: one stratified test split; auto: cv up to {AUTO_CV_LIMIT:,} texts")
-    test_fraction: float = help_field(0.2, "share of texts held out for testing (protocol holdout)")
-
-    def __post_init__(self) -> None:
-        if self.folds < 2:
-            raise ValueError(f"folds must be at least 2, got {self.folds}")
-        if not 0 < self.test_fraction < 1:
-            raise ValueError(f"test_fraction must be strictly between 0 and 1, got {self.test_fraction}")
+    test_fraction: float = help_field(0.2, "share of texts held out for testing (protocol holdout)", above=0, below=1)
 
 
 @dataclass(frozen=True)
 class SampleOptions(FoldOptions):
-    size: int = help_field(400, "number of generated sentences (half of each class)")
-    data_seed: int = help_field(0, "seed of the sentence generator (the run's seed only draws the folds)")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.size < 20 or not 0 <= self.data_seed < 2**32:
-            raise ValueError("size must be at least 20 and data_seed in 0..2**32-1")
+    size: int = help_field(400, "number of generated sentences (half of each class)", at_least=20)
+    data_seed: int = help_field(0, "seed of the sentence generator (the run's seed only draws the folds)",
+                                at_least=0, below=2**32)
 
 
 @dataclass(frozen=True)
@@ -92,7 +82,6 @@ class TextFileOptions(FoldOptions):
         "labelled", "labelled: one text and label per row; plain: the whole file is one text stream")
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         try:
             "".encode(self.encoding)
         except LookupError:

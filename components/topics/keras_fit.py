@@ -6,6 +6,7 @@ import, from KERAS_BACKEND.
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -31,12 +32,12 @@ EPOCH_DRAWS = 1_000_000
 class KerasParams:
     """Hyperparameters every Keras topic has; topics subclass this to add their network's."""
 
-    epochs: int = help_field(20, "passes over the training split")
-    batch_size: int = help_field(128, "examples per gradient step")
-    learning_rate: float = help_field(1e-3, "initial learning rate")
+    epochs: int = help_field(20, "passes over the training split", at_least=1)
+    batch_size: int = help_field(128, "examples per gradient step", at_least=1)
+    learning_rate: float = help_field(1e-3, "initial learning rate", above=0)
     optimizer: Literal["adam", "sgd", "rmsprop"] = help_field("adam", "optimiser (sgd uses Nesterov momentum 0.9)")
     lr_schedule: Literal["cosine", "constant"] = help_field("cosine", "learning rate over the run: cosine decay to 0, or constant")
-    dropout: float = help_field(0.2, "dropout rate after each hidden layer")
+    dropout: float = help_field(0.2, "dropout rate after each hidden layer", at_least=0, below=1)
     precision: Literal["auto", "fp32", "mixed_bf16", "mixed_fp16"] = help_field(
         "auto", "dtype policy: auto is mixed_bf16 on a GPU with bfloat16 (mixed_fp16 with loss scaling on older ones), "
         "fp32 on the CPU")
@@ -47,12 +48,6 @@ class KerasParams:
     )
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
-        if self.learning_rate <= 0:
-            raise ValueError("learning_rate must be positive")
-        if not 0 <= self.dropout < 1:
-            raise ValueError("dropout must be in [0, 1)")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not '{self.backend}'")
 
@@ -263,6 +258,9 @@ def fit_and_save(
     tag = f"{label}: " if label else ""
 
     def epoch_end(epoch: int, logs: dict) -> None:
+        if not math.isfinite(float(logs.get("loss", 0.0))):  # before the checkpoint: a resume starts from sane weights
+            raise DlxError(f"{tag}training diverged in epoch {epoch + 1} (loss {logs['loss']}); lower learning_rate "
+                           f"(now {params.learning_rate:g})")
         before = log.elapsed[-1] if log.elapsed else log.seconds_before()
         log.on_epoch_end(epoch, logs)  # the log first, so that it covers the state saved after it
         checkpoint.save(model, epoch + 1)

@@ -20,13 +20,14 @@ from components.topics.keras_fit import KerasParams, softmax_head
 
 @dataclass(frozen=True)
 class Params(KerasParams):
-    epochs: int = help_field(7, "passes over the training split")
-    batch_size: int = help_field(256, "examples per gradient step")
-    learning_rate: float = help_field(2e-3, "initial learning rate")
-    dropout: float = help_field(0.5, "dropout rate before the output layer")
-    filters: tuple[int, ...] = help_field((32, 64), "filters of each conv block (each block halves the image)")
-    kernel_size: int = help_field(5, "convolution window (square)")
-    dense_units: int = help_field(256, "width of the dense layer after the conv blocks")
+    epochs: int = help_field(7, "passes over the training split", at_least=1)
+    batch_size: int = help_field(256, "examples per gradient step", at_least=1)
+    learning_rate: float = help_field(2e-3, "initial learning rate", above=0)
+    dropout: float = help_field(0.5, "dropout rate before the output layer", at_least=0, below=1)
+    filters: tuple[int, ...] = help_field((32, 64), "filters of each conv block (each block halves the image)",
+                                          at_least=1)
+    kernel_size: int = help_field(5, "convolution window (square)", at_least=1)
+    dense_units: int = help_field(256, "width of the dense layer after the conv blocks", at_least=1)
 
 
 def build(keras: Any, input_shape: tuple[int, ...], n_classes: int, params: Params) -> Any:

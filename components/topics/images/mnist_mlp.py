@@ -17,7 +17,7 @@ from components.topics.keras_fit import KerasParams, softmax_head
 
 @dataclass(frozen=True)
 class Params(KerasParams):
-    hidden_units: tuple[int, ...] = help_field((512, 512), "width of each hidden dense layer")
+    hidden_units: tuple[int, ...] = help_field((512, 512), "width of each hidden dense layer", at_least=1)
 
 
 def build(keras: Any, input_shape: tuple[int, ...], n_classes: int, params: Params) -> Any:

@@ -27,20 +27,14 @@ from components.topics.torch_loop import MODEL_FILE, Batch, TorchParams, TrainLo
 class Params(TorchParams):
     optimizer: Literal["plain", "momentum", "torch-sgd"] = help_field(
         "momentum", "update rule: plain GD or momentum written by hand, or torch.optim.SGD")
-    learning_rate: float = help_field(0.05, "step size")
-    momentum: float = help_field(0.9, "momentum coefficient of momentum and torch-sgd (plain ignores it)")
-    epochs: int = help_field(100, "passes over the training split")
-    batch_size: int = help_field(0, "examples per step; 0 = the whole training split (full-batch gradient descent)")
+    learning_rate: float = help_field(0.05, "step size", above=0)
+    momentum: float = help_field(0.9, "momentum coefficient of momentum and torch-sgd (plain ignores it)",
+                                 at_least=0, below=1)
+    epochs: int = help_field(100, "passes over the training split", at_least=1)
+    batch_size: int = help_field(0, "examples per step; 0 = the whole training split (full-batch gradient descent)",
+                                 at_least=0)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = help_field(
         "fp32", "autocast: fp32 keeps the exact comparison with least squares; auto is bf16 on CUDA")
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 0:
-            raise ValueError("epochs must be at least 1 and batch_size at least 0")
-        if self.learning_rate <= 0:
-            raise ValueError("learning_rate must be positive")
-        if not 0 <= self.momentum < 1:
-            raise ValueError("momentum must be in [0, 1)")
 
 
 def make_optimizer(name: str, tensors: list[Any], params: Params) -> Any:

@@ -52,19 +52,14 @@ PRESETS = {"synthetic-ratings": {"epochs": "30", "batch_size": "64"}}
 class Params(KerasParams):
     """Defaults suit MovieLens 100K; the synthetic data set has its own preset."""
 
-    epochs: int = help_field(8, "passes over the training split")
-    batch_size: int = help_field(256, "ratings per gradient step")
-    dropout: float = help_field(0.3, "dropout rate after the embeddings and after each hidden layer")
-    embedding_size: int = help_field(32, "width of the user and of the item embedding")
-    hidden_units: tuple[int, ...] = help_field((64,), "width of each hidden dense layer of the head")
-    l2: float = help_field(1e-5, "L2 penalty on the embedding and bias weights (per weight, added to the batch loss)")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.embedding_size < 1 or any(units < 1 for units in self.hidden_units):
-            raise ValueError("embedding_size and hidden_units must be at least 1")
-        if self.l2 < 0:
-            raise ValueError("l2 must be >= 0")
+    epochs: int = help_field(8, "passes over the training split", at_least=1)
+    batch_size: int = help_field(256, "ratings per gradient step", at_least=1)
+    dropout: float = help_field(0.3, "dropout rate after the embeddings and after each hidden layer",
+                                at_least=0, below=1)
+    embedding_size: int = help_field(32, "width of the user and of the item embedding", at_least=1)
+    hidden_units: tuple[int, ...] = help_field((64,), "width of each hidden dense layer of the head", at_least=1)
+    l2: float = help_field(1e-5, "L2 penalty on the embedding and bias weights (per weight, added to the batch loss)",
+                           at_least=0)
 
 
 Embed = Callable[[Any, Any, Any, dict, Params], tuple[Any, Any]]

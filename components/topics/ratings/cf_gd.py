@@ -21,12 +21,7 @@ from components.topics.torch_loop import Batch, TrainLoop, cpu_threads, pick_dev
 class Params(factors.FactorParams):
     optimizer: Literal["momentum", "adagrad"] = help_field(
         "adagrad", "hand-written update: gradient descent with momentum, or AdaGrad")
-    steps_per_epoch: int = help_field(10, "full-batch gradient steps per epoch")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.steps_per_epoch < 1:
-            raise ValueError("steps_per_epoch must be at least 1")
+    steps_per_epoch: int = help_field(10, "full-batch gradient steps per epoch", at_least=1)
 
 
 def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpoint_dir: Path | None = None) -> dict:

@@ -31,23 +31,19 @@ SPLITS = ("train", "val", "test")
 class FactorParams(TorchParams):
     """The parameters both CF topics have, with their range checks; each topic sets its own defaults."""
 
-    learning_rate: float = help_field(0.05, "step size")
-    momentum: float = help_field(0.9, "momentum coefficient of the momentum (and sgd) updates")
-    factors: int = help_field(3, "length of each user's and item's factor vector")
-    init_std: float = help_field(0.01, "standard deviation of the random initial factors")
-    epochs: int = help_field(12, "epochs, each followed by validation and a checkpoint")
-    y_range: tuple[float, ...] = help_field((0.0, 5.5), "lo,hi of the sigmoid output, a little wider than the ratings")
+    learning_rate: float = help_field(0.05, "step size", above=0)
+    momentum: float = help_field(0.9, "momentum coefficient of the momentum (and sgd) updates", at_least=0, below=1)
+    factors: int = help_field(3, "length of each user's and item's factor vector", at_least=1)
+    init_std: float = help_field(0.01, "standard deviation of the random initial factors", above=0)
+    epochs: int = help_field(12, "epochs, each followed by validation and a checkpoint", at_least=1)
+    y_range: tuple[float, ...] = help_field((0.0, 5.5), "lo,hi of the sigmoid output, a little wider than the ratings",
+                                            at_least=-1e7, at_most=1e7)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = help_field(
         "fp32", "autocast: these element-wise models gain little from it; auto is bf16 on CUDA")
-    threads: int = help_field(1, "CPU threads for torch while training (0: one per core); small steps run best on one")
+    threads: int = help_field(1, "CPU threads for torch while training (0: one per core); small steps run best on one",
+                              at_least=0)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.factors < 1 or self.threads < 0:
-            raise ValueError("epochs and factors must be at least 1, threads at least 0")
-        if self.learning_rate <= 0 or self.init_std < 0:
-            raise ValueError("learning_rate must be positive and init_std at least 0")
-        if not 0 <= self.momentum < 1:
-            raise ValueError("momentum must be in [0, 1)")
         if len(self.y_range) != 2 or not self.y_range[0] < self.y_range[1]:
             raise ValueError("y_range must be two numbers lo,hi with lo < hi, e.g. 0,5.5")
 

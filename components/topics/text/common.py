@@ -48,13 +48,9 @@ class TextParams:
 
     lowercase: bool = help_field(True, "lower-case the text before tokenising")
     strip_accents: bool = help_field(False, "drop accents (café -> cafe) after Unicode normalisation")
-    ngrams: int = help_field(1, "longest word n-gram used as a token (2: single words and word pairs)")
-    min_count: int = help_field(1, "keep terms found in at least this many training texts")
-    max_words: int = help_field(0, "keep only this many most frequent terms (0: all)")
-
-    def __post_init__(self) -> None:
-        if self.ngrams < 1 or self.min_count < 1 or self.max_words < 0:
-            raise ValueError("ngrams and min_count must be at least 1, max_words at least 0")
+    ngrams: int = help_field(1, "longest word n-gram used as a token (2: single words and word pairs)", at_least=1)
+    min_count: int = help_field(1, "keep terms found in at least this many training texts", at_least=1)
+    max_words: int = help_field(0, "keep only this many most frequent terms (0: all)", at_least=0)
 
     def tokenizer(self) -> Tokenizer:
         return Tokenizer(lowercase=self.lowercase, strip_accents=self.strip_accents, ngrams=self.ngrams)

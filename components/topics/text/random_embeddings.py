@@ -26,14 +26,9 @@ from components.topics.text.common import (DATASETS, TextParams, cross_validate,
 
 @dataclass(frozen=True)
 class Params(TextParams):
-    dimension: int = help_field(1024, "width of each word's random vector")
+    dimension: int = help_field(1024, "width of each word's random vector", at_least=1)
     pooling: Literal["mean", "sum", "max"] = help_field("mean", "how word vectors combine into the document's")
-    C: float = help_field(0.01, "inverse L2 strength of the logistic regression (larger: less regularised)")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.dimension < 1 or self.C <= 0:
-            raise ValueError("dimension must be at least 1 and C positive")
+    C: float = help_field(0.01, "inverse L2 strength of the logistic regression (larger: less regularised)", above=0)
 
 
 def random_table(words: int, dimension: int, seed: int) -> np.ndarray:

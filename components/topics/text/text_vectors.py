@@ -41,18 +41,13 @@ class Params(TextParams):
     """Defaults: word and word-pair TF-IDF of the terms in two or more texts, a lightly regularised
     logistic regression (the text benchmark compares the alternatives)."""
 
-    ngrams: int = help_field(2, "longest word n-gram used as a token (2: single words and word pairs)")
-    min_count: int = help_field(2, "keep terms found in at least this many training texts")
+    ngrams: int = help_field(2, "longest word n-gram used as a token (2: single words and word pairs)", at_least=1)
+    min_count: int = help_field(2, "keep terms found in at least this many training texts", at_least=1)
     vectorizer: Literal["binary", "counts", "tfidf", "hashing"] = help_field(
         "tfidf", "the document vectors of the model that is scored and saved for `dlx predict`")
     compare: bool = help_field(True, "also cross-validate the other three vectorisers (the lesson's table)")
-    hash_bits: int = help_field(18, "the hashing trick's 2**hash_bits buckets")
-    C: float = help_field(10.0, "inverse L2 strength of the logistic regression (larger: less regularised)")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 1 <= self.hash_bits <= 30 or self.C <= 0:
-            raise ValueError("hash_bits must be in 1..30 and C positive")
+    hash_bits: int = help_field(18, "the hashing trick's 2**hash_bits buckets", at_least=1, at_most=30)
+    C: float = help_field(10.0, "inverse L2 strength of the logistic regression (larger: less regularised)", above=0)
 
 
 def pipeline(kind: str, tokenize: Tokenizer, index: WordIndex | None, params: Params, seed: int) -> Any:

@@ -49,24 +49,17 @@ names every mapped word on hover)."""
 class Params(KerasParams, TextParams):
     """Defaults suit the 3,000 sentiment sentences; text-sample has its own preset."""
 
-    epochs: int = help_field(6, "passes over each fold's training texts")
-    batch_size: int = help_field(32, "texts per gradient step")
-    learning_rate: float = help_field(5e-3, "initial learning rate")
-    dropout: float = help_field(0.4, "dropout rate on the word vectors and after the hidden layer")
-    embedding_dim: int = help_field(64, "width of each learned word vector")
+    epochs: int = help_field(6, "passes over each fold's training texts", at_least=1)
+    batch_size: int = help_field(32, "texts per gradient step", at_least=1)
+    learning_rate: float = help_field(5e-3, "initial learning rate", above=0)
+    dropout: float = help_field(0.4, "dropout rate on the word vectors and after the hidden layer", at_least=0, below=1)
+    embedding_dim: int = help_field(64, "width of each learned word vector", at_least=1)
     pooling: Literal["average", "max"] = help_field("average", "how the (unmasked) word vectors become one")
-    hidden_units: int = help_field(0, "width of a dense ReLU layer after pooling (0: none)")
-    max_length: int = help_field(100, "tokens per text kept (longer texts are cut, shorter ones padded)")
+    hidden_units: int = help_field(0, "width of a dense ReLU layer after pooling (0: none)", at_least=0)
+    max_length: int = help_field(100, "tokens per text kept (longer texts are cut, shorter ones padded)", at_least=1)
     probe_words: tuple[str, ...] = help_field(("good", "bad", "great", "terrible", "boring", "love"),
                                               "words whose nearest neighbours the evaluation lists")
-    map_words: int = help_field(300, "most frequent words drawn on the 2-D projection")
-
-    def __post_init__(self) -> None:
-        KerasParams.__post_init__(self)
-        TextParams.__post_init__(self)
-        if self.embedding_dim < 1 or self.hidden_units < 0 or self.max_length < 1 or self.map_words < 2:
-            raise ValueError("embedding_dim and max_length must be at least 1, hidden_units at least 0, "
-                             "map_words at least 2")
+    map_words: int = help_field(300, "most frequent words drawn on the 2-D projection", at_least=2)
 
 
 def build(keras: Any, words: int, n_classes: int, params: Params) -> Any:

@@ -39,29 +39,21 @@ class Params(TorchParams):
     nonlinearity: Literal["relu", "tanh"] = help_field("relu", "activation of the hand-written cell (manual only)")
     identity_init: bool = help_field(
         True, "manual only: recurrent weights start as the identity, biases at zero (IRNN)")
-    hidden_size: int = help_field(64, "units of the hidden state")
-    layers: int = help_field(1, "stacked recurrent layers")
-    epochs: int = help_field(20, "passes over the training data (per fold for text)")
-    batch_size: int = help_field(64, "sequences per step")
-    learning_rate: float = help_field(0.005, "Adam step size")
-    clip: float = help_field(1.0, "largest global L2 norm of the gradients (rescaled above it); 0 = no clipping")
-    window: int = help_field(48, "signal task: past values the model sees to predict the next one")
+    hidden_size: int = help_field(64, "units of the hidden state", at_least=1)
+    layers: int = help_field(1, "stacked recurrent layers", at_least=1)
+    epochs: int = help_field(20, "passes over the training data (per fold for text)", at_least=1)
+    batch_size: int = help_field(64, "sequences per step", at_least=1)
+    learning_rate: float = help_field(0.005, "Adam step size", above=0)
+    clip: float = help_field(1.0, "largest global L2 norm of the gradients (rescaled above it); 0 = no clipping",
+                             at_least=0)
+    window: int = help_field(48, "signal task: past values the model sees to predict the next one", at_least=1)
     tokens: Literal["char", "word"] = help_field("word", "text task: read texts as characters or words")
-    embedding_size: int = help_field(32, "text task: size of each token's embedding vector")
-    max_length: int = help_field(200, "text task: tokens kept per text (the first ones); longer texts are cut")
+    embedding_size: int = help_field(32, "text task: size of each token's embedding vector", at_least=1)
+    max_length: int = help_field(200, "text task: tokens kept per text (the first ones); longer texts are cut",
+                                 at_least=1)
     lowercase: bool = help_field(True, "text task: lower-case the text before tokenising")
-    min_count: int = help_field(1, "text task: keep tokens found in at least this many training texts")
-    max_words: int = help_field(20000, "text task: keep only this many most frequent tokens (0: all)")
-
-    def __post_init__(self) -> None:
-        if min(self.hidden_size, self.layers, self.epochs, self.batch_size, self.window, self.embedding_size,
-               self.max_length) < 1:
-            raise ValueError("hidden_size, layers, epochs, batch_size, window, embedding_size and max_length "
-                             "must be at least 1")
-        if self.min_count < 1 or self.max_words < 0:
-            raise ValueError("min_count must be at least 1 and max_words at least 0")
-        if self.learning_rate <= 0 or self.clip < 0:
-            raise ValueError("learning_rate must be positive and clip at least 0")
+    min_count: int = help_field(1, "text task: keep tokens found in at least this many training texts", at_least=1)
+    max_words: int = help_field(20000, "text task: keep only this many most frequent tokens (0: all)", at_least=0)
 
 
 def task_of(dataset_dir: Path) -> str:

@@ -44,32 +44,26 @@ SAMPLES_FILE = "samples.json"
 @dataclass(frozen=True)
 class Params(TorchParams):
     cell: Literal["lstm", "gru"] = help_field("lstm", "recurrent layer: torch.nn.LSTM or torch.nn.GRU")
-    layers: int = help_field(2, "stacked recurrent layers")
-    hidden_size: int = help_field(256, "units per recurrent layer")
-    embedding_dim: int = help_field(64, "length of each character's embedding vector")
-    dropout: float = help_field(0.1, "dropout between the recurrent layers and before the output layer")
-    seq_len: int = help_field(100, "characters per chunk: how far back gradients flow (truncated BPTT)")
-    batch_size: int = help_field(64, "parallel streams of the training text, one chunk each per step")
-    learning_rate: float = help_field(0.003, "peak AdamW step size")
-    weight_decay: float = help_field(0.01, "AdamW's decoupled weight decay")
-    clip_norm: float = help_field(1.0, "clip the gradient's global norm to this; 0 = no clipping")
+    layers: int = help_field(2, "stacked recurrent layers", at_least=1)
+    hidden_size: int = help_field(256, "units per recurrent layer", at_least=1)
+    embedding_dim: int = help_field(64, "length of each character's embedding vector", at_least=1)
+    dropout: float = help_field(0.1, "dropout between the recurrent layers and before the output layer",
+                                at_least=0, below=1)
+    seq_len: int = help_field(100, "characters per chunk: how far back gradients flow (truncated BPTT)", at_least=2)
+    batch_size: int = help_field(64, "parallel streams of the training text, one chunk each per step", at_least=1)
+    learning_rate: float = help_field(0.003, "peak AdamW step size", above=0)
+    weight_decay: float = help_field(0.01, "AdamW's decoupled weight decay", at_least=0)
+    clip_norm: float = help_field(1.0, "clip the gradient's global norm to this; 0 = no clipping", at_least=0)
     schedule: Literal["cosine", "constant"] = help_field(
         "cosine", f"learning rate after warmup: cosine down to {FINAL_LR_FRACTION:g} x the peak, or constant")
-    warmup: float = help_field(0.02, "share of the planned training spent ramping the learning rate up")
-    epochs: int = help_field(50, "most passes over the training text")
-    budget_minutes: float = help_field(10.0, "stop after this many minutes of training; 0 = no time limit")
-    temperatures: tuple[float, ...] = help_field((0.5, 0.8, 1.0), "temperatures of the samples drawn each epoch")
-    sample_length: int = help_field(200, "characters per sample")
-
-    def __post_init__(self) -> None:
-        if min(self.layers, self.hidden_size, self.embedding_dim, self.batch_size, self.epochs) < 1 or self.seq_len < 2:
-            raise ValueError("layers, hidden_size, embedding_dim, batch_size and epochs must be at least 1, seq_len 2")
-        if not 0 <= self.dropout < 1 or not 0 <= self.warmup < 1:
-            raise ValueError("dropout and warmup must be in [0, 1)")
-        if self.learning_rate <= 0 or self.weight_decay < 0 or self.clip_norm < 0 or self.budget_minutes < 0:
-            raise ValueError("learning_rate must be positive; weight_decay, clip_norm and budget_minutes at least 0")
-        if self.sample_length < 0 or any(t < 0 for t in self.temperatures):
-            raise ValueError("sample_length and temperatures must be at least 0")
+    warmup: float = help_field(0.02, "share of the planned training spent ramping the learning rate up",
+                               at_least=0, below=1)
+    epochs: int = help_field(50, "most passes over the training text", at_least=1)
+    budget_minutes: float = help_field(10.0, "stop after this many minutes of training; 0 = no time limit", at_least=0)
+    temperatures: tuple[float, ...] = help_field(
+        (0.5, 0.8, 1.0), "temperatures of the samples drawn each epoch (0: greedy)", at_least=0)
+    sample_length: int = help_field(
+        200, "characters per sample drawn each epoch (0: empty ones; the final samples have at least 300)", at_least=0)
 
 
 def learning_rate(params: Params, progress: float) -> float:
