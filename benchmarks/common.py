@@ -28,6 +28,14 @@ def train_and_evaluate(dataset: str, data_dir: str, topics: list[str], seed: int
     return rows
 
 
+def peak_memory_gib() -> float:
+    """The largest resident set this process (or any finished child) reached, in GiB (Linux: ru_maxrss in KiB)."""
+    import resource
+
+    return round(max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+                 / 2**20, 2)
+
+
 def merge_results(path: str | Path, section: str, rows: list[dict], **extra: object) -> Path:
     """Merge ``rows`` (keyed by topic) into ``section`` of the JSON file, keeping earlier entries."""
     out = Path(path)

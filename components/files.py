@@ -1,6 +1,7 @@
 """Small file helpers: directories that appear complete or not at all, JSON in and out, remote names kept inside their destination."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -42,6 +43,15 @@ def inside(root: str | Path, relative: str, what: str) -> Path:
     if target == base or base not in target.parents:
         raise DlxError(f"{what} '{relative}' would land outside {root}; refusing it (rename the remote object)")
     return target
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_json(path: str | Path, data: Any) -> None:

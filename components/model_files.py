@@ -10,22 +10,15 @@ manifests existed has none and is loaded unchecked.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from components.errors import DlxError
+from components.files import file_sha256
 
 MANIFEST = "manifest.json"
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        while chunk := data.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _files(model_dir: Path) -> list[Path]:
@@ -35,7 +28,7 @@ def _files(model_dir: Path) -> list[Path]:
 def write_manifest(model_dir: str | Path) -> None:
     """Record every file under ``model_dir`` (written in one rename, so it is whole or absent)."""
     model_dir = Path(model_dir)
-    manifest = {p.relative_to(model_dir).as_posix(): _sha256(p) for p in _files(model_dir)}
+    manifest = {p.relative_to(model_dir).as_posix(): file_sha256(p) for p in _files(model_dir)}
     tmp = model_dir / f".{MANIFEST}.partial"
     tmp.write_text(json.dumps({"sha256": manifest}, indent=2) + "\n")
     os.replace(tmp, model_dir / MANIFEST)
@@ -57,6 +50,6 @@ def verify(model_dir: str | Path) -> None:
         file = model_dir / name
         if not file.is_file():
             raise DlxError(f"{file} is missing from the trained model; restore the whole model directory or retrain")
-        if _sha256(file) != sha256:
+        if file_sha256(file) != sha256:
             raise DlxError(f"{file} is damaged or truncated: its sha256 differs from the one recorded when the model "
                            "was trained; restore it from a good copy or retrain")

@@ -27,6 +27,7 @@ from components.data.ratings import ML100K_SHA256, ML100K_URL, ML_LATEST_URL
 from components.data.storage import is_s3_uri
 from components.data.text import SENTIMENT_SHA256, SENTIMENT_URL
 from components.errors import DlxError
+from components.files import file_sha256
 from infra.aws import aws_errors
 
 PREFIX = "dlx/data"
@@ -90,7 +91,7 @@ def stage(s3: Any, bucket: str, dataset: str, data_dir: str | None, *, tags: Map
     spec.load(data_dir, 0, 0.1, *([chosen] if chosen else []))
     with locate(folder, names, data_dir=data_dir, base_url=base_url, checksums=checksums) as located:
         paths = sorted(located.files.values(), key=lambda p: p.name)
-        hashes = {path.name: _sha256(path) for path in paths}
+        hashes = {path.name: file_sha256(path) for path in paths}
         prefix = f"{PREFIX}/{dataset}/{_prefix_hash(hashes)}/"
         files = []
         for path in paths:
@@ -101,13 +102,6 @@ def stage(s3: Any, bucket: str, dataset: str, data_dir: str | None, *, tags: Map
             files.append(StagedFile(path.name, hashes[path.name], path.stat().st_size, present))
     return Staging(f"s3://{bucket}/{prefix}", tuple(files))
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _prefix_hash(hashes: Mapping[str, str]) -> str:

@@ -54,8 +54,8 @@ def test_text_vectors_learns_and_compares_vectorizers(sample, tmp_path):
     metrics = steps.evaluate("text-vectors", sample, tmp_path / "model", tmp_path / "eval")
     _check_learned(metrics)
     table = metrics["vectorizers"]
-    assert set(table) == {"binary", "counts", "tfidf", "hashing"}
-    assert metrics["test"]["accuracy"] == table["tfidf"]["accuracy"]
+    assert set(table) == {"binary", "counts", "tfidf", "hashing", "nb"}
+    assert metrics["test"]["accuracy"] == table["nb"]["accuracy"]
     assert all(row["accuracy"] > 0.75 and len(row["folds"]) == 3 for row in table.values())
     collisions = metrics["hashing_collisions"]
     assert [row["buckets"] for row in collisions] == [2 ** b for b in (8, 10, 12, 14, 16, 18, 20)]
@@ -67,6 +67,25 @@ def test_text_vectors_learns_and_compares_vectorizers(sample, tmp_path):
     page = (tmp_path / "eval" / "report.html").read_text()
     assert "Vectorisers (cross-validated)" in page and "Hashing-trick collisions" in page and "pct_colliding" in page
     _check_predicts(tmp_path / "model")
+
+
+def test_the_nb_ratio_is_naive_bayes_own_log_probability_ratio():
+    """LogCountRatio's column weights equal the difference of scikit-learn's MultinomialNB
+    feature_log_prob_ rows for the same counts and smoothing."""
+    from scipy import sparse
+    from sklearn.naive_bayes import MultinomialNB
+
+    from components.topics.text.text_vectors import LogCountRatio
+
+    rng = np.random.default_rng(0)
+    x = sparse.csr_matrix(rng.integers(0, 2, (40, 12)).astype(float))
+    y = rng.integers(0, 2, 40)
+    ratio = LogCountRatio(alpha=0.25).fit(x, y).ratio_
+    library = MultinomialNB(alpha=0.25).fit(x, y).feature_log_prob_
+    np.testing.assert_allclose(ratio, library[1] - library[0], rtol=1e-12)
+    np.testing.assert_allclose(LogCountRatio(0.25).fit_transform(x, y).toarray(), x.toarray() * ratio)
+    with pytest.raises(DlxError, match="compare two classes"):
+        LogCountRatio().fit(x, np.arange(40) % 3)
 
 
 def test_random_embeddings_learn(sample, tmp_path):
@@ -136,10 +155,13 @@ def test_multiclass_artifact_written_to_the_contract(tmp_path):
             "schema": {"kind": "text", "n_classes": 3}, "protocol": {"kind": "cv", "folds": 3},
             "classes": ["sport", "food", "tech"]}
     write_artifact(tmp_path / "dataset", {"texts": texts_table, "labels": names}, meta)
-    steps.train("text-vectors", '{"compare": false}', 0, tmp_path / "dataset", tmp_path / "model")
+    with pytest.raises(DlxError, match=r"the nb vectors \(the default\) compare two classes and this data set has 3 "
+                                       r"\(sport, food, tech\); pass --param vectorizer=tfidf"):
+        steps.train("text-vectors", '{"compare": false}', 0, tmp_path / "dataset", tmp_path / "model")
+    steps.train("text-vectors", '{"vectorizer": "tfidf"}', 0, tmp_path / "dataset", tmp_path / "model")
     metrics = steps.evaluate("text-vectors", tmp_path / "dataset", tmp_path / "model", tmp_path / "eval")
     assert metrics["test"]["accuracy"] > 0.9 > 0.4 > metrics["baseline"]["majority_class"]["accuracy"]
-    assert set(metrics["vectorizers"]) == {"tfidf"}
+    assert set(metrics["vectorizers"]) == {"binary", "counts", "tfidf", "hashing"}  # nb needs two classes
     labels_, probabilities = predict(tmp_path / "model", ["spicy bread for dinner", "new laptop screen"])
     assert labels_ == ["sport", "food", "tech"] and probabilities.argmax(axis=1).tolist() == [1, 2]
 

@@ -232,7 +232,8 @@ def probabilities(keras: Any, model: Any, sequences: np.ndarray, batch: int = 40
 
 
 SKLEARN_MODEL = "model.skops"
-TRUSTED_TYPES = ("components.topics.text.tokenizer.Tokenizer", "components.topics.text.random_embeddings.pool")
+TRUSTED_TYPES = ("components.topics.text.tokenizer.Tokenizer", "components.topics.text.random_embeddings.pool",
+                 "components.topics.text.text_vectors.LogCountRatio")
 """The project's own types a scikit-learn text pipeline holds; skops trusts its own list of
 scikit-learn and NumPy types, and any other type in a file is refused."""
 

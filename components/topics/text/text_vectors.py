@@ -11,6 +11,10 @@ vectors are scikit-learn's, given that index as their vocabulary and the tokeniz
 - ``hashing``: no vocabulary at all; each term's column is its MurmurHash3 modulo
   2**``hash_bits`` (scikit-learn's HashingVectorizer), then TF-IDF as above. Terms sharing a
   bucket collide; the collision table shows how often, by hand, for a range of bucket counts.
+- ``nb``: the binary vectors with each term scaled by its naive-Bayes log-count ratio, how much
+  likelier it is in one class's texts than in the other's (Wang and Manning's NBSVM features,
+  "Baselines and Bigrams", 2012): the classifier starts from what each word says on its own. Two
+  classes only.
 
 Every vectoriser is cross-validated on the same folds (the table in metrics.json); the one named
 by ``vectorizer`` is the model's own score and is refitted on all texts for `dlx predict`.
@@ -25,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 
 from components import evaluate as shared
+from components.errors import DlxError
 from components.files import read_json
 from components.params import help_field
 from components.registry import Topic
@@ -32,22 +37,55 @@ from components.topics.text.common import (DATASETS, TextParams, cross_validate,
                                            load_corpus, save_model, save_sklearn, save_vocabulary)
 from components.topics.text.tokenizer import Tokenizer, WordIndex
 
-VECTORIZERS = ("binary", "counts", "tfidf", "hashing")
+VECTORIZERS = ("binary", "counts", "tfidf", "hashing", "nb")
 COLLISION_BITS = (8, 10, 12, 14, 16, 18, 20)
 
 
 @dataclass(frozen=True)
 class Params(TextParams):
-    """Defaults: word and word-pair TF-IDF of the terms in two or more texts, a lightly regularised
-    logistic regression (the text benchmark compares the alternatives)."""
+    """Defaults: naive-Bayes-scaled presence of every word and word pair, a lightly regularised
+    logistic regression; chosen on validation texts only (`python -m benchmarks.text --choose`)."""
 
     ngrams: int = help_field(2, "longest word n-gram used as a token (2: single words and word pairs)", at_least=1)
-    min_count: int = help_field(2, "keep terms found in at least this many training texts", at_least=1)
-    vectorizer: Literal["binary", "counts", "tfidf", "hashing"] = help_field(
-        "tfidf", "the document vectors of the model that is scored and saved for `dlx predict`")
-    compare: bool = help_field(True, "also cross-validate the other three vectorisers (the lesson's table)")
+    min_count: int = help_field(1, "keep terms found in at least this many training texts", at_least=1)
+    vectorizer: Literal["binary", "counts", "tfidf", "hashing", "nb"] = help_field(
+        "nb", "the document vectors of the model that is scored and saved for `dlx predict` (nb: two classes)")
+    compare: bool = help_field(True, "also cross-validate the other vectorisers (the lesson's table)")
     hash_bits: int = help_field(18, "the hashing trick's 2**hash_bits buckets", at_least=1, at_most=30)
-    C: float = help_field(10.0, "inverse L2 strength of the logistic regression (larger: less regularised)", above=0)
+    C: float = help_field(3.0, "inverse L2 strength of the logistic regression (larger: less regularised)", above=0)
+    nb_alpha: float = help_field(0.25, "the nb ratio's smoothing: a count added to every term in each class", above=0)
+
+
+class LogCountRatio:
+    """Scale each column of binary document vectors by log(P(term | positive) / P(term | negative)),
+    the probabilities smoothed by ``alpha`` (a scikit-learn transformer: fitted on the training texts)."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = alpha
+
+    def fit(self, x: Any, y: np.ndarray) -> LogCountRatio:
+        classes = np.unique(y)
+        if len(classes) != 2:
+            raise DlxError(f"the nb vectors compare two classes and these texts have {len(classes)}; "
+                           "choose another --param vectorizer (tfidf)")
+        positive = np.asarray(y) == classes[1]
+        p = self.alpha + np.asarray(x[positive].sum(axis=0)).ravel()
+        q = self.alpha + np.asarray(x[~positive].sum(axis=0)).ravel()
+        self.ratio_ = np.log(p / p.sum()) - np.log(q / q.sum())
+        return self
+
+    def transform(self, x: Any) -> Any:
+        return x.multiply(self.ratio_).tocsr()
+
+    def fit_transform(self, x: Any, y: np.ndarray) -> Any:
+        return self.fit(x, y).transform(x)
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {"alpha": self.alpha}
+
+    def set_params(self, **values: Any) -> LogCountRatio:
+        self.alpha = values.get("alpha", self.alpha)
+        return self
 
 
 def pipeline(kind: str, tokenize: Tokenizer, index: WordIndex | None, params: Params, seed: int) -> Any:
@@ -60,9 +98,11 @@ def pipeline(kind: str, tokenize: Tokenizer, index: WordIndex | None, params: Pa
         steps = [HashingVectorizer(analyzer=tokenize, n_features=2 ** params.hash_bits, alternate_sign=False,
                                    norm=None), TfidfTransformer(sublinear_tf=True)]
     else:
-        steps = [CountVectorizer(analyzer=tokenize, vocabulary=index.vocabulary(), binary=kind == "binary")]
+        steps = [CountVectorizer(analyzer=tokenize, vocabulary=index.vocabulary(), binary=kind in ("binary", "nb"))]
         if kind == "tfidf":
             steps.append(TfidfTransformer(sublinear_tf=True))
+        if kind == "nb":
+            steps.append(LogCountRatio(params.nb_alpha))
     return make_pipeline(*steps, LogisticRegression(C=params.C, max_iter=2000, random_state=seed))
 
 
@@ -106,7 +146,11 @@ def train(dataset_dir: Path, model_dir: Path, params: Params, seed: int, checkpo
     started = time.perf_counter()
     corpus = load_corpus(dataset_dir)
     n = len(corpus.labels)
-    kinds = [params.vectorizer] + [k for k in VECTORIZERS if k != params.vectorizer and params.compare]
+    if n != 2 and params.vectorizer == "nb":
+        raise DlxError(f"the nb vectors (the default) compare two classes and this data set has {n} "
+                       f"({', '.join(corpus.labels)}); pass --param vectorizer=tfidf")
+    kinds = [params.vectorizer] + [k for k in VECTORIZERS if k != params.vectorizer and params.compare
+                                   and (k != "nb" or n == 2)]
     results = {}
     for kind in kinds:
         def fit_predict(train_texts: list[str], train_y: np.ndarray, texts: list[str], kind: str = kind) -> np.ndarray:
@@ -157,8 +201,8 @@ def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 TOPIC = Topic(
     name="text-vectors",
-    description="word index, bag-of-words/TF-IDF/hashing + logreg",
+    description="word index, bag-of-words/TF-IDF/hashing/naive-Bayes-scaled vectors + logreg",
     framework="scikit-learn", datasets=DATASETS, params=Params, train=train, evaluate=evaluate,
     main_metric="accuracy",
-    references={"tfidf_logreg": "the same method in scikit-learn"},
+    references={"tfidf_logreg": "scikit-learn's TF-IDF and logistic regression"},
 )
