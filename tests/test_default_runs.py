@@ -30,8 +30,8 @@ def test_reference_comparisons_are_worded_as_how_close():
                                                          "tfidf_logreg": {"accuracy": 0.8475}}}
     found = judge(metrics, topics()["text-vectors"])
     assert found["text"] == ("cross-validated accuracy (5 folds) 0.8350 beats the majority_class baseline (0.5100) "
-                             "by 0.3250; 0.0125 short of tfidf_logreg (0.8475), scikit-learn's TF-IDF and logistic "
-                             "regression")
+                             "by 0.3250; 0.0125 short of tfidf_logreg (0.8475), TF-IDF and logistic regression in "
+                             "scikit-learn")
     assert (found["beats"], found["baseline"]) == (True, "majority_class")
     lower = judge({"dataset": "regression", "test": {"rmse": 0.51},
                    "baseline": {"train_mean": {"rmse": 3.2}, "least_squares": {"rmse": 0.5}}}, topics()["pytorch-gd"])

@@ -201,8 +201,8 @@ def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
 
 TOPIC = Topic(
     name="text-vectors",
-    description="word index, bag-of-words/TF-IDF/hashing/naive-Bayes-scaled vectors + logreg",
+    description="word index, bag-of-words/TF-IDF/hashing/NB + logreg",
     framework="scikit-learn", datasets=DATASETS, params=Params, train=train, evaluate=evaluate,
     main_metric="accuracy",
-    references={"tfidf_logreg": "scikit-learn's TF-IDF and logistic regression"},
+    references={"tfidf_logreg": "TF-IDF and logistic regression in scikit-learn"},
 )
