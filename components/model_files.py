@@ -20,7 +20,6 @@ from components.files import file_sha256
 MANIFEST = "manifest.json"
 
 
-
 def _files(model_dir: Path) -> list[Path]:
     return sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != MANIFEST)
 

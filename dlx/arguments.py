@@ -16,8 +16,6 @@ if TYPE_CHECKING:
     from pipelines.suite import Suite
 
 
-SUITE = "suite"
-"""What run, compile, submit and schedule create take in place of a topic for the suite (pipelines.suite)."""
 TRAIN_EXTRA_MODULES = ("torch", "tensorflow", "keras", "matplotlib", "bokeh")
 """What pyproject's `train` extra installs, by import name."""
 

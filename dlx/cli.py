@@ -11,10 +11,11 @@ from components.errors import DlxError, os_error_line
 from components.image import DEFAULT_IMAGE
 from components.registry import Topic, get_topic, topics
 from dlx import cli_aws, cli_generate, cli_kubeflow, cli_list, cli_predict, cli_runs, cli_sagemaker, cli_sweep
-from dlx.arguments import (SUITE, add_champion_arguments, add_job_arguments, add_runs_dir, add_topics_argument,
+from dlx.arguments import (add_champion_arguments, add_job_arguments, add_runs_dir, add_topics_argument,
                            add_tracking_argument, check_champion, check_no_topics, require_train_extra, resolve_job,
                            resolve_suite, runs_root, suite_champion, use_tracking, warn_if_unpublished)
 from dlx.console import open_console
+from pipelines.suite import NAME as SUITE
 
 
 def cmd_run(args: argparse.Namespace) -> None:

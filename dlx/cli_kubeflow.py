@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import TYPE_CHECKING
 
 from components.errors import DlxError
 from components.image import DEFAULT_IMAGE
 from components.registry import Topic
 from components.tracking import EXPERIMENT_ENV, TARGET_ENV, URI_ENV
 from components.model_registry import REGISTRY_PREFIX
-from dlx.arguments import (SUITE, add_champion_arguments, add_job_arguments, check_champion, check_no_topics, resolve_job,
+from dlx.arguments import (add_champion_arguments, add_job_arguments, check_champion, check_no_topics, resolve_job,
                            resolve_suite, suite_champion, warn_if_unpublished)
 from infra.config import kubernetes_settings, load_settings
 from pipelines.deployment import Deployment
-
-if TYPE_CHECKING:
-    from pipelines.suite import Suite
+from pipelines.suite import NAME as SUITE, Suite
 
 DEFAULT_EXPERIMENT = "dlx"
 

@@ -170,9 +170,7 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
     carries on after the last saved epoch."""
     from kfp import local
 
-    if resume:
-        partial = reclaim(run_dir)
-    else:
+    if not resume:
         _check_empty(run_dir)
     volumes = {}
     if image:  # the steps' containers see the host's paths they need where they are
@@ -186,8 +184,7 @@ def run_local(job: Job, *, run_dir: Path, champion: str = "", margin: float = 0.
             Path(champion).parent.mkdir(parents=True, exist_ok=True)
             shared[str(Path(champion).parent)] = "rw"
         volumes = docker_runner.mounts(shared)
-    if not resume:
-        partial = claim(run_dir)
+    partial = reclaim(run_dir) if resume else claim(run_dir)
     settings = _start(partial, run_dir, processes)
     checkpoints = image is None and trials is None
     if checkpoints and not resume:

@@ -10,18 +10,15 @@ The suite's parameters are what all topics share: the seed, the champion locatio
 s3:// prefix ending in ``/`` with one record per topic, or ``models:/`` for the MLflow registry,
 one registered model dlx-TOPIC each) and the margin.
 
-No `from __future__ import annotations`: kfp reads the pipeline's parameter annotations.
+No `from __future__ import annotations`: kfp reads the pipeline's parameter annotations. kfp
+itself is imported only to build the pipeline, so the CLI can name and check a suite without it.
 """
 from dataclasses import dataclass
 from typing import Any
 
-from kfp import dsl
-
 from components.errors import DlxError
-from components.ops import make_ops
 from components.registry import Topic, get_topic, topics
-from pipelines.build import build_pipeline, fit_to
-from pipelines.deployment import Deployment, apply_to_step
+from pipelines.deployment import Deployment
 
 NAME = "suite"
 """What `dlx run|compile|submit|schedule create` take in place of a topic for the suite."""
@@ -54,6 +51,12 @@ def choose_topics(names: str | None) -> Suite:
 def build_suite(suite: Suite, deployment: Deployment = Deployment()) -> Any:
     """The suite pipeline function: each topic's pipeline with ``deployment`` as it applies to that
     topic (pipelines.build.fit_to), then the leaderboard."""
+    from kfp import dsl
+
+    from components.ops import make_ops
+    from pipelines.build import build_pipeline, fit_to
+    from pipelines.deployment import apply_to_step
+
     ops = make_ops(deployment.image)
     members = [build_pipeline(topic, fit_to(topic, deployment)[0]) for topic in suite.topics]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from components.errors import DlxError
 from components.files import inside
@@ -126,7 +127,8 @@ def _s3_errors(uri: str) -> Iterator[None]:
         raise DlxError(f"{uri}: cannot reach S3 ({e}); check the network and AWS_DEFAULT_REGION") from None
 
 
-def _refusal(e, uri: str) -> str:
+def _refusal(e: Any, uri: str) -> str:
+    """What an S3 error answer means, and the fix."""
     error = e.response.get("Error", {})
     code = str(error.get("Code", ""))
     if code == "NoSuchBucket":
