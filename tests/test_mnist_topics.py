@@ -92,3 +92,20 @@ def test_auto_precision_is_fp32_without_a_gpu(digits, tmp_path):
     params = to_dict(get_topic("mnist-mlp").params_for("digits")) | {"epochs": 1}
     assert params["precision"] == "auto"
     assert steps.train("mnist-mlp", json.dumps(params), 0, digits, tmp_path / "model")["precision"] == "fp32"
+
+
+def test_shift_moves_training_images_only():
+    """The augmentation layer shifts images while training and passes them through unchanged at
+    inference; shift=0 adds no layer."""
+    import keras
+    import numpy as np
+
+    from components.topics.images import classifier, mnist_cnn
+
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, classifier.augmented(keras, inputs, mnist_cnn.Params(shift=0.25)))
+    images = np.random.default_rng(0).random((16, 8, 8, 1)).astype("float32")
+    assert np.array_equal(np.asarray(model(images, training=False)), images)
+    moved = np.asarray(model(images, training=True))
+    assert moved.shape == images.shape and not np.allclose(moved, images)
+    assert classifier.augmented(keras, inputs, mnist_cnn.Params(shift=0)) is inputs

@@ -8,6 +8,7 @@ time, and predicts itself only for another split (a champion re-scored on new da
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from components import evaluate as shared
 from components.data import load_dataset
 from components.data.artifact import fingerprint_test_split
 from components.files import read_json
+from components.params import help_field
 from components.topics.keras_fit import KerasParams, fit_and_save, import_keras
 
 DATASETS = ("digits", "mnist")
@@ -26,6 +28,27 @@ BN_MOMENTUM = 0.9
 
 BuildModel = Callable[[Any, tuple[int, ...], int, Any], Any]
 """build(keras, input_shape, n_classes, params) -> an uncompiled keras.Model ending in softmax."""
+
+
+def shift_field(default: float) -> Any:
+    """The ``shift`` parameter with a topic's own default."""
+    return help_field(default, "augmentation: move each training image at random by up to this share of its size "
+                               "in x and y (0: off)", at_least=0, below=0.5)
+
+
+@dataclass(frozen=True)
+class ImageParams(KerasParams):
+    """What both digit classifiers add to the Keras parameters: augmentation of the training images."""
+
+    shift: float = shift_field(0.0)
+
+
+def augmented(keras: Any, inputs: Any, params: ImageParams) -> Any:
+    """``inputs``, each training image shifted at random by up to ``shift`` (a layer of the model, so it
+    runs in the backend's graph, draws from the model's seeded streams and is off at inference)."""
+    if not params.shift:
+        return inputs
+    return keras.layers.RandomTranslation(params.shift, params.shift, fill_mode="constant")(inputs)
 
 
 def _inputs(x: np.ndarray, meta: dict) -> np.ndarray:

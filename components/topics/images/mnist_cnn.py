@@ -15,11 +15,11 @@ from components.errors import DlxError
 from components.params import help_field
 from components.registry import Topic
 from components.topics.images import classifier
-from components.topics.keras_fit import KerasParams, softmax_head
+from components.topics.keras_fit import softmax_head
 
 
 @dataclass(frozen=True)
-class Params(KerasParams):
+class Params(classifier.ImageParams):
     epochs: int = help_field(7, "passes over the training split", at_least=1)
     batch_size: int = help_field(256, "examples per gradient step", at_least=1)
     learning_rate: float = help_field(2e-3, "initial learning rate", above=0)
@@ -28,12 +28,13 @@ class Params(KerasParams):
                                           at_least=1)
     kernel_size: int = help_field(5, "convolution window (square)", at_least=1)
     dense_units: int = help_field(256, "width of the dense layer after the conv blocks", at_least=1)
+    shift: float = classifier.shift_field(0.1)
 
 
 def build(keras: Any, input_shape: tuple[int, ...], n_classes: int, params: Params) -> Any:
     layers = keras.layers
     inputs = keras.Input(input_shape)
-    x, size = inputs, input_shape[0]
+    x, size = classifier.augmented(keras, inputs, params), input_shape[0]
     for filters in params.filters:
         padding = "valid" if size >= 2 * params.kernel_size else "same"
         size = (size - params.kernel_size + 1 if padding == "valid" else size) // 2
@@ -62,5 +63,5 @@ TOPIC = Topic(
     name="mnist-cnn",
     description="conv-BN-pool blocks, a dense layer and dropout",
     framework="keras", datasets=classifier.DATASETS, params=Params, train=train, evaluate=evaluate,
-    main_metric="accuracy", presets={"digits": {"epochs": "20", "batch_size": "32", "learning_rate": "1e-3"}},
+    main_metric="accuracy", presets={"digits": {"epochs": "20", "batch_size": "32", "learning_rate": "1e-3", "shift": "0"}},
 )

@@ -12,18 +12,22 @@ from typing import Any
 from components.params import help_field
 from components.registry import Topic
 from components.topics.images import classifier
-from components.topics.keras_fit import KerasParams, softmax_head
+from components.topics.keras_fit import softmax_head
 
 
 @dataclass(frozen=True)
-class Params(KerasParams):
+class Params(classifier.ImageParams):
+    epochs: int = help_field(15, "passes over the training split", at_least=1)
+    batch_size: int = help_field(256, "examples per gradient step", at_least=1)
+    learning_rate: float = help_field(2e-3, "initial learning rate", above=0)
+    shift: float = classifier.shift_field(0.05)
     hidden_units: tuple[int, ...] = help_field((512, 512), "width of each hidden dense layer", at_least=1)
 
 
 def build(keras: Any, input_shape: tuple[int, ...], n_classes: int, params: Params) -> Any:
     layers = keras.layers
     inputs = keras.Input(input_shape)
-    x = layers.Flatten()(inputs)
+    x = layers.Flatten()(classifier.augmented(keras, inputs, params))
     for units in params.hidden_units:
         x = layers.Dense(units, use_bias=False)(x)
         x = layers.BatchNormalization(momentum=classifier.BN_MOMENTUM)(x)
@@ -44,5 +48,5 @@ TOPIC = Topic(
     name="mnist-mlp",
     description="dense net 512-512 with batch norm and dropout",
     framework="keras", datasets=classifier.DATASETS, params=Params, train=train, evaluate=evaluate,
-    main_metric="accuracy", presets={"digits": {"epochs": "30", "batch_size": "32"}},
+    main_metric="accuracy", presets={"digits": {"epochs": "30", "batch_size": "32", "learning_rate": "1e-3", "shift": "0"}},
 )
