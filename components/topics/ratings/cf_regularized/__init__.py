@@ -44,13 +44,13 @@ WARM_UP = 0.25  # share of the one-cycle schedule spent rising to the peak rate,
 
 @dataclass(frozen=True)
 class Params(factors.FactorParams):
-    learning_rate: float = help_field(0.002, "peak step size (the step size throughout with schedule=constant)",
+    learning_rate: float = help_field(0.01, "peak step size (the step size throughout with schedule=constant)",
                                       above=0)
     factors: int = help_field(40, "length of each user's and item's factor vector", at_least=1)
     epochs: int = help_field(30, "most passes over the shuffled training ratings", at_least=1)
     optimizer: Literal["momentum", "adagrad", "adam", "sgd"] = help_field(
         "adam", "momentum/adagrad written by hand, or torch.optim's Adam or SGD (with `momentum`)")
-    weight_decay: float = help_field(0.03, "weight decay of the factors (see decay)", at_least=0)
+    weight_decay: float = help_field(0.05, "weight decay of the factors (see decay)", at_least=0)
     bias_weight_decay: float = help_field(0.02, "weight decay of the user and item biases (see decay)", at_least=0)
     uniform_weight_decay: float = help_field(8.0, "L2 on all factors per training rating, whatever a user's count",
                                              at_least=0)
@@ -58,10 +58,11 @@ class Params(factors.FactorParams):
         "l2", "l2: per-rating L2 in the loss (Funk-SVD); decoupled: shrink every step (AdamW)")
     schedule: Literal["constant", "one-cycle", "cosine"] = help_field(
         "constant", "step size over the run: constant, one-cycle (fastai) or cosine down to 0")
-    batch_size: int = help_field(256, "ratings per minibatch", at_least=1)
+    batch_size: int = help_field(4096, "ratings per minibatch", at_least=1)
+    threads: int = help_field(0, "CPU threads for torch while training (0: one per core)", at_least=0)
     patience: int = help_field(3, "stop after this many epochs without a better validation RMSE (0: never)", at_least=0)
     implicit: bool = help_field(True, "SVD++'s implicit feedback: a user's factors also learn from which items they rated")
-    implicit_weight_decay: float = help_field(32.0, "L2 on the implicit item vectors, as uniform_weight_decay",
+    implicit_weight_decay: float = help_field(64.0, "L2 on the implicit item vectors, as uniform_weight_decay",
                                               at_least=0)
     refit: bool = help_field(True, "then retrain on training + validation ratings for the chosen number of epochs")
 
@@ -249,5 +250,6 @@ TOPIC = Topic(
     # random there, so implicit feedback has nothing to learn
     presets={"synthetic-ratings": {"factors": "5", "learning_rate": "0.02", "batch_size": "256",
                                    "weight_decay": "0.01", "bias_weight_decay": "0.01", "uniform_weight_decay": "0",
-                                   "implicit": "false", "schedule": "cosine", "epochs": "15", "patience": "5"}},
+                                   "implicit": "false", "schedule": "cosine", "epochs": "15", "patience": "5",
+                                   "threads": "1"}},
 )
