@@ -9,7 +9,7 @@ DOCKER ?=
 ENGINE_FLAG = $(if $(DOCKER),--engine $(DOCKER))
 BUILD_FLAGS = $(if $(BASE),--base $(BASE)) $(if $(HOST_PIP),--host-pip)
 
-.PHONY: install run test compile benchmark image image-gpu base-image image-test gpu-check clean
+.PHONY: install run test compile benchmark bench-env image image-gpu base-image image-test gpu-check clean
 
 install: $(STAMP)
 
@@ -29,6 +29,14 @@ compile: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python -m benchmarks.mnist --data-dir ../shared/data/mnist
+
+# The ratings benchmark's Surprise peers need NumPy 1.x, so they get their own environment.
+bench-env: .venv-bench/.installed
+
+.venv-bench/.installed: benchmarks/requirements-surprise.txt
+	@test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/python -m pip install --quiet --disable-pip-version-check -r benchmarks/requirements-surprise.txt
+	@touch $@
 
 # The container image (containers/README.md): $(IMAGE) on CPU, $(IMAGE)-gpu with CUDA, built with
 # Docker or Podman (DOCKER=podman to choose). BASE= another base image; HOST_PIP=1 hands this host's
@@ -54,4 +62,4 @@ gpu-check: $(STAMP)
 	$(BIN)/python -m benchmarks.gpu_check
 
 clean:
-	rm -rf $(VENV) runs compiled .pytest_cache
+	rm -rf $(VENV) .venv-bench runs compiled .pytest_cache

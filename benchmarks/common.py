@@ -10,8 +10,10 @@ from pathlib import Path
 
 
 def train_and_evaluate(dataset: str, data_dir: str, topics: list[str], seed: int, row: Callable[[str, dict, dict], dict],
-                       options: dict[str, str] | None = None) -> list[dict]:
-    """One ``row(topic, train summary, metrics)`` per topic, all on one prepared data set."""
+                       options: dict[str, str] | None = None,
+                       peer: Callable[[str, Path, int], dict] | None = None) -> list[dict]:
+    """One ``row(topic, train summary, metrics)`` per topic, all on one prepared data set; with ``peer``,
+    each row's "peer" is ``peer(topic, prepared data set, seed)``, trained right after the topic."""
     from components import steps
     from components.params import to_dict
     from components.registry import get_topic
@@ -25,6 +27,9 @@ def train_and_evaluate(dataset: str, data_dir: str, topics: list[str], seed: int
             model, evaluation = Path(tmp) / topic / "model", Path(tmp) / topic / "eval"
             summary = steps.train(topic, json.dumps(to_dict(get_topic(topic).params_for(dataset))), seed, prepared, model)
             rows.append(row(topic, summary, steps.evaluate(topic, prepared, model, evaluation)))
+            if peer is not None:
+                print(f"== {topic}'s peer on {dataset}", flush=True)
+                rows[-1]["peer"] = peer(topic, prepared, seed)
     return rows
 
 

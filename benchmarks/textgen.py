@@ -5,24 +5,61 @@
 
 Each (budget, hidden size) pair trains the defaults with ``budget_minutes`` and ``hidden_size`` set
 (and epochs unbounded, so the budget alone ends training and plans the schedule), then evaluates.
-Prints a Markdown table (validation nats/char, bits/char, characters/second) and a sample of the
-last model, and merges the figures into --out (JSON). Run it on a quiet machine: the budget is
-wall-clock time, so other jobs on the CPUs lower the score.
+With ``--peer`` each run is followed by its peer, written from its published description: a plain
+2-layer LSTM of 256 units with an embedding of 64, Adam 3e-3 at a constant rate, batches of 64
+streams x 100 characters, no dropout, clipping or schedule, trained on the same number of
+characters the run saw. Prints a Markdown table (validation nats/char, bits/char, characters/second,
+and the peer's beside them) and a sample of the last model, and merges the figures into --out
+(JSON). Run it on a quiet machine: the budget is wall-clock time, so other jobs on the CPUs lower
+the score.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import tempfile
+import time
 from pathlib import Path
 
-from benchmarks.common import merge_results
+from benchmarks.common import merge_results, peak_memory_gib
 
 UNBOUNDED_EPOCHS = 1000
 
 
+def lstm_peer(prepared: Path, characters: int, seed: int) -> dict:
+    """The plain LSTM recipe, trained left to right over 64 carried streams until it has seen ``characters``."""
+    import torch
+
+    from components.data.corpus import load_corpus
+    from components.topics.sequences.text_gen import model as char_lm
+
+    train_text, val_text, meta = load_corpus(prepared)
+    vocabulary = meta["schema"]["vocabulary"]
+    data = {name: torch.tensor(char_lm.encode(text, vocabulary)) for name, text in (("train", train_text), ("val", val_text))}
+    torch.manual_seed(seed)
+    model = char_lm.CharLM(len(vocabulary), 64, 256, 2, "lstm", 0.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    seen, seconds, state = 0, 0.0, None
+    while seen < characters:
+        for x, y in char_lm.Stream(data["train"], 64, 100).chunks():
+            start = time.perf_counter()
+            logits, state = model(x, char_lm.detach(state))
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            seconds += time.perf_counter() - start
+            seen += y.numel()
+            if seen >= characters:
+                break
+        state = None
+    nats = char_lm.validation_loss(model, data["val"], 64, 100, None)
+    return {"recipe": "2-layer LSTM 256, Adam 3e-3 constant", "val_nats_per_char": round(nats, 4),
+            "characters_seen": seen, "train_seconds": round(seconds, 2), "chars_per_second": round(seen / seconds, 1)}
+
+
 def run(data_dir: str, budgets: list[float], hiddens: list[int], seed: int, prompt: str, length: int,
-        extra: list[str]) -> tuple[list[dict], str]:
+        extra: list[str], peer: bool = False) -> tuple[list[dict], str]:
     """One row per (budget, hidden size), all on one prepared data set; and the last model's sample."""
     from components import steps
     from components.params import split_pair
@@ -48,7 +85,11 @@ def run(data_dir: str, budgets: list[float], hiddens: list[int], seed: int, prom
                              "chars_per_second": summary["train_chars_per_second"],
                              "train_seconds": summary["train_seconds"], "epochs_run": summary["epochs_run"],
                              "parameters": summary["parameters"], "device": summary["device"],
-                             "unigram_nats_per_char": metrics["baseline"]["unigram"]["nats_per_char"]})
+                             "unigram_nats_per_char": metrics["baseline"]["unigram"]["nats_per_char"],
+                             "characters_seen": summary["characters_seen"]})
+                if peer:
+                    print(f"== its peer on {summary['characters_seen']:,} characters", flush=True)
+                    rows[-1]["peer"] = lstm_peer(prepared, summary["characters_seen"], seed)
                 loaded, vocabulary = text_gen.load_model(model)
                 sample = prompt + char_lm.generate(loaded, vocabulary, prompt, length, 0.8, seed=seed)
     return rows, sample
@@ -72,19 +113,27 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prompt", default="ROMEO:")
     parser.add_argument("--length", type=int, default=500, help="characters of the printed sample")
+    parser.add_argument("--peer", action="store_true", help="train the plain LSTM peer after each run")
     parser.add_argument("--out", default="benchmarks/results/textgen.json")
     args = parser.parse_args()
 
-    rows, sample = run(args.data_dir, args.budgets, args.hidden, args.seed, args.prompt, args.length, args.param)
+    rows, sample = run(args.data_dir, args.budgets, args.hidden, args.seed, args.prompt, args.length, args.param,
+                       args.peer)
     print("\n| budget (min) | hidden | val nats/char | bits/char | chars/s | epochs | parameters |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['budget_minutes']:g} | {r['hidden_size']} | {r['val_nats_per_char']:.4f} | "
               f"{r['val_bits_per_char']:.4f} | {r['chars_per_second']:,.0f} | {r['epochs_run']} | "
               f"{r['parameters']:,} |")
+    for r in rows:
+        if "peer" in r:
+            peer = r["peer"]
+            print(f"\n{r['topic']}: {r['val_nats_per_char']:.4f} nats/char at {r['chars_per_second']:,.0f} chars/s; peer "
+                  f"({peer['recipe']}) on the same {peer['characters_seen']:,} characters: {peer['val_nats_per_char']:.4f} "
+                  f"at {peer['chars_per_second']:,.0f} chars/s (speed ratio {r['chars_per_second'] / peer['chars_per_second']:.2f})")
     print(f"\nunigram baseline {rows[-1]['unigram_nats_per_char']:.4f} nats/char; chars/s: training steps "
           f"alone; sample of the last model (temperature 0.8):\n\n{sample}\n")
-    print(f"merged into {merge_results(args.out, 'tiny-shakespeare', rows, sample=sample)}")
+    print(f"merged into {merge_results(args.out, 'tiny-shakespeare', rows, sample=sample, peak_memory_gib=peak_memory_gib())}")
 
 
 if __name__ == "__main__":
