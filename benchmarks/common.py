@@ -41,6 +41,12 @@ def peak_memory_gib() -> float:
                  / 2**20, 2)
 
 
+def seed_suffix(seed: int) -> str:
+    """What a results section's name gets for a seed: nothing for seed 0 (the sections earlier runs
+    wrote), ``_seed_N`` otherwise."""
+    return "" if seed == 0 else f"_seed_{seed}"
+
+
 def merge_results(path: str | Path, section: str, rows: list[dict], **extra: object) -> Path:
     """Merge ``rows`` (keyed by topic) into ``section`` of the JSON file, keeping earlier entries."""
     out = Path(path)

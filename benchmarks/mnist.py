@@ -25,7 +25,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from benchmarks.common import merge_results, peak_memory_gib, train_and_evaluate
+from benchmarks.common import merge_results, peak_memory_gib, seed_suffix, train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 _TASK_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) - INFO - (Executing task|Task) .*?'(\w+)'")
@@ -34,13 +34,13 @@ _TASK_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) - INFO - (Executing task|Task) 
 def keras_peer(topic: str, prepared: Path, seed: int) -> dict:
     """The published Keras recipe the topic is measured against, trained and tested on its split."""
     from components.data import load_dataset
+    from components.topics.images.classifier import model_inputs
     from components.topics.keras_fit import import_keras
 
     keras = import_keras("tensorflow", "fp32")
     keras.utils.set_random_seed(seed)
     arrays, meta = load_dataset(prepared)
-    top = float(meta["schema"]["value_range"][1])
-    x = {split: arrays[f"x_{split}"].astype("float32")[..., None] / top for split in ("train", "val", "test")}
+    x = {split: model_inputs(arrays[f"x_{split}"], meta) for split in ("train", "val", "test")}
     layers = keras.layers
     if topic == "mnist-cnn":
         recipe, epochs, optimizer = "keras-io simple MNIST convnet", 15, keras.optimizers.Adam()
@@ -150,7 +150,7 @@ def main() -> None:
             print(f"| {r['topic']} | {r['test_accuracy']:.4f} | {peer['recipe']} | {peer['test_accuracy']:.4f} | "
                   f"{r['train_seconds']:.0f} | {peer['train_seconds']:.0f} | {r['train_seconds'] / peer['train_seconds']:.2f} | "
                   f"{r['epochs']} | {r['random_forest_accuracy']:.4f} |")
-        section = "quality" if seed == 0 else f"quality_seed_{seed}"
+        section = "quality" + seed_suffix(seed)
         print(f"merged into {merge_results(args.out, section, rows, quality_peak_memory_gib=peak_memory_gib())}")
     if args.only != "quality":
         cost = overhead("mnist-mlp", args.seeds[0], args.repeats)

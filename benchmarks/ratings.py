@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.common import merge_results, peak_memory_gib, train_and_evaluate
+from benchmarks.common import merge_results, peak_memory_gib, seed_suffix, train_and_evaluate
 
 TOPICS = ["cf-regularized", "cf-gd", "catvar-keras", "catvar-split", "catvar-homebrew"]
 SYNTHETIC = {"users": "1000", "items": "1000", "density": "0.2"}
@@ -77,7 +77,7 @@ def main() -> None:
 
     runs = [("movielens", "movielens-100k", args.data_dir, {"split": "u1"}), ("synthetic", "synthetic-ratings", "", SYNTHETIC)]
     for seed in args.seeds:
-        suffix = "" if seed == 0 else f"_seed_{seed}"
+        suffix = seed_suffix(seed)
         for section, dataset, data_dir, options in runs:
             if args.only not in (None, section):
                 continue

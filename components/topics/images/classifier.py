@@ -51,7 +51,7 @@ def augmented(keras: Any, inputs: Any, params: ImageParams) -> Any:
     return keras.layers.RandomTranslation(params.shift, params.shift, fill_mode="constant")(inputs)
 
 
-def _inputs(x: np.ndarray, meta: dict) -> np.ndarray:
+def model_inputs(x: np.ndarray, meta: dict) -> np.ndarray:
     """Scale pixels to [0, 1] by the data set's declared range and add a channel axis."""
     top = float(meta["schema"]["value_range"][1])
     return (x.astype("float32") / top)[..., None]
@@ -63,7 +63,7 @@ def train(build: BuildModel, dataset_dir: Path, model_dir: Path, params: KerasPa
     keras = import_keras(params.backend, params.precision)
     keras.utils.set_random_seed(seed)
     arrays, meta = load_dataset(dataset_dir)
-    x_train, x_val = _inputs(arrays["x_train"], meta), _inputs(arrays["x_val"], meta)
+    x_train, x_val = model_inputs(arrays["x_train"], meta), model_inputs(arrays["x_val"], meta)
     n_classes = len(meta["schema"]["y"]["classes"])
     model = build(keras, x_train.shape[1:], n_classes, params)
 
@@ -77,7 +77,7 @@ def train(build: BuildModel, dataset_dir: Path, model_dir: Path, params: KerasPa
 
 
 def _predict(model: Any, x: np.ndarray, meta: dict) -> np.ndarray:
-    return np.asarray(model.predict(_inputs(x, meta), batch_size=1024, verbose=0))
+    return np.asarray(model.predict(model_inputs(x, meta), batch_size=1024, verbose=0))
 
 
 def test_probabilities(dataset_dir: Path, model_dir: Path, arrays: dict, meta: dict) -> np.ndarray:
