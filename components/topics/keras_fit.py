@@ -152,27 +152,50 @@ def _optimizer(keras: Any, params: KerasParams, total_steps: int) -> Any:
     return keras.optimizers.Adam(rate)
 
 
-def _epoch_batches(keras: Any, x: Any, y: np.ndarray, batch_size: int, seed: int) -> Any:
-    """The training examples as a keras PyDataset whose order each epoch is drawn from (seed, epoch):
-    ``set_epoch`` (called as the epoch begins, before fit reads a batch of it) picks the order."""
+class _EpochOrder:
+    """The training examples in batches, in an order drawn from (seed, epoch): ``set_epoch`` (called
+    as the epoch begins, before fit reads a batch of it) picks the order."""
 
-    class EpochBatches(keras.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__()
-            self.order = np.arange(len(y))
+    def __init__(self, x: Any, y: np.ndarray, batch_size: int, seed: int) -> None:
+        self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+        self.order = np.arange(len(y))
 
-        def __len__(self) -> int:
-            return -(-len(y) // batch_size)
+    def __len__(self) -> int:
+        return -(-len(self.y) // self.batch_size)
 
-        def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
-            rows = self.order[index * batch_size:(index + 1) * batch_size]
-            inputs = {name: values[rows] for name, values in x.items()} if isinstance(x, dict) else x[rows]
-            return inputs, y[rows]
+    def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        inputs = {name: values[rows] for name, values in self.x.items()} if isinstance(self.x, dict) else self.x[rows]
+        return inputs, self.y[rows]
 
-        def set_epoch(self, epoch: int) -> None:
-            self.order = np.random.default_rng([seed, epoch]).permutation(len(y))
+    def set_epoch(self, epoch: int) -> None:
+        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.y))
 
-    return EpochBatches()
+
+def _feeds(keras: Any, order: _EpochOrder, val: tuple[Any, np.ndarray]) -> tuple[Any, Any]:
+    """What fit reads: the training batches in ``order`` and the validation split.
+
+    On TensorFlow both are tf.data pipelines with autotuning off: its background tuner, which
+    Keras turns on for arrays and PyDatasets, stalls one of two cores for whole epochs at random
+    (the same epoch runs at single-core speed or twice that). Elsewhere a PyDataset and the arrays."""
+    if keras.backend.backend() != "tensorflow":
+        class EpochBatches(keras.utils.PyDataset):
+            def __len__(self) -> int:
+                return len(order)
+
+            def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
+                return order[index]
+
+        return EpochBatches(), val
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    signature = tf.nest.map_structure(lambda a: tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)), order[0])
+    batches = tf.data.Dataset.from_generator(lambda: (order[i] for i in range(len(order))), output_signature=signature)
+    batches = batches.apply(tf.data.experimental.assert_cardinality(len(order)))
+    validation = tf.data.Dataset.from_tensor_slices(val).batch(order.batch_size)
+    return batches.with_options(options), validation.with_options(options)
 
 
 def _seed_epoch(keras: Any, model: Any, seed: int, epoch: int) -> None:
@@ -267,17 +290,18 @@ def fit_and_save(
         speed = len(y_train) / max(log.elapsed[-1] - before, 1e-9)
         print(f"{tag}epoch {epoch + 1}/{params.epochs}: {plain_words(logs)}  {speed:,.0f} examples/s", flush=True)
 
-    batches = _epoch_batches(keras, x_train, y_train, params.batch_size, seed)
+    order = _EpochOrder(x_train, y_train, params.batch_size, seed)
+    batches, validation = _feeds(keras, order, (x_val, y_val))
 
     def epoch_begin(epoch: int, logs: dict) -> None:
-        batches.set_epoch(epoch)
+        order.set_epoch(epoch)
         _seed_epoch(keras, model, seed, epoch)  # here, once fit has built what its first call builds
         log.on_epoch_begin(epoch, logs)
 
     callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=epoch_begin, on_epoch_end=epoch_end)]
     start = checkpoint.restore(model)
     if start < params.epochs:
-        model.fit(batches, validation_data=(x_val, y_val), initial_epoch=start, epochs=params.epochs, verbose=0,
+        model.fit(batches, validation_data=validation, initial_epoch=start, epochs=params.epochs, shuffle=False, verbose=0,
                   callbacks=callbacks)
     if log.first_epoch is None:
         text = f"{label + ': ' if label else ''}the checkpoint in {checkpoint_dir} holds all {params.epochs} epochs; " \
