@@ -66,12 +66,15 @@ def pick_device(requested: str) -> str:
     return device
 
 
-def autocast_dtype(precision: str, device: str, cudnn_rnn: bool = False) -> Any:
+def autocast_dtype(precision: str, device: str, cudnn_rnn: bool = False, cpu_bf16: bool = False) -> Any:
     """The autocast dtype for ``precision`` on ``device``; None runs in float32.
 
     ``auto`` is bfloat16 on CUDA (float32's range, so no loss scaling) where the GPU has it and,
     for cuDNN's LSTM/GRU kernels (``cudnn_rnn``), where cuDNN takes it (from 9.13,
-    pytorch/pytorch#164411); float16 with a gradient scaler otherwise; float32 on the CPU.
+    pytorch/pytorch#164411); float16 with a gradient scaler otherwise. On the CPU it is float32,
+    or with ``cpu_bf16`` (a topic whose time goes to matrix products that tolerate bfloat16) bfloat16
+    where the CPU multiplies it in hardware (AMX tiles, Intel Xeon from Sapphire Rapids), which
+    oneDNN's bfloat16 kernels use and float32 ones cannot.
     """
     import torch
 
@@ -79,12 +82,21 @@ def autocast_dtype(precision: str, device: str, cudnn_rnn: bool = False) -> Any:
         return None
     if precision == "auto":
         if device != "cuda":
-            return None
+            return torch.bfloat16 if cpu_bf16 and device == "cpu" and cpu_has_bf16_units() else None
         cudnn_bf16 = not cudnn_rnn or (torch.backends.cudnn.version() or 0) >= 91300
         return torch.bfloat16 if torch.cuda.is_bf16_supported() and cudnn_bf16 else torch.float16
     if precision == "fp16" and device != "cuda":
         raise DlxError("precision=fp16 needs CUDA; use precision=bf16 or fp32 on the CPU")
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def cpu_has_bf16_units() -> bool:
+    """Whether this CPU has AMX tiles, the matrix units oneDNN runs bfloat16 products on (torch's
+    own probe; a torch without it answers no)."""
+    import torch
+
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe())
 
 
 def autocast(device: str, dtype: Any) -> Any:
@@ -197,14 +209,15 @@ class TrainLoop:
 
     def __init__(self, tensors: Mapping[str, Any], optimizer: Any, *, epochs: int, device: str,
                  checkpoint_dir: Path | None, run: dict, module: Any = None, precision: str = "fp32",
-                 cudnn_rnn: bool = False, clip: float = 0.0, clip_grad: Callable[[list, float], Any] | None = None,
+                 cudnn_rnn: bool = False, cpu_bf16: bool = False, clip: float = 0.0,
+                 clip_grad: Callable[[list, float], Any] | None = None,
                  steps_per_epoch: int = 0, budget_minutes: float = 0.0, unit: str = "examples", tag: str = "",
                  divergence_hint: str = "lower learning_rate") -> None:
         import torch
 
         self.tensors, self.optimizer, self.module = tensors, optimizer, module
         self.epochs, self.device, self.checkpoint_dir = epochs, device, checkpoint_dir
-        self.dtype = autocast_dtype(precision, device, cudnn_rnn)
+        self.dtype = autocast_dtype(precision, device, cudnn_rnn, cpu_bf16)
         self.parameters = list(module.parameters()) if module is not None else [
             t for t in tensors.values() if t.requires_grad]
         self.clip, self.clip_grad = clip, clip_grad or torch.nn.utils.clip_grad_norm_

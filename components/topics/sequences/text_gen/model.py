@@ -11,6 +11,7 @@ from a torch.Generator seeded by the caller, so the same seed gives the same tex
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,22 +25,36 @@ GREEDY_BELOW = 1e-6
 
 
 class CharLM(nn.Module):
-    """embedding -> stacked LSTM or GRU (dropout between layers) -> dropout -> linear logits."""
+    """embedding -> stacked LSTM or GRU layers -> linear logits, with variational dropout after each layer.
+
+    Each layer is its own torch module, so the dropout between layers can keep one mask per sequence
+    (torch's stacked LSTM draws a fresh one for every character between its layers)."""
 
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int, layers: int, cell: str,
                  dropout: float) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embedding_dim)
         recurrent = nn.LSTM if cell == "lstm" else nn.GRU
-        self.rnn = recurrent(embedding_dim, hidden_size, layers, batch_first=True,
-                             dropout=dropout if layers > 1 else 0.0)
-        self.dropout = nn.Dropout(dropout)
+        self.rnn = nn.ModuleList(recurrent(embedding_dim if k == 0 else hidden_size, hidden_size, batch_first=True)
+                                 for k in range(layers))
+        self.dropout = dropout
         self.head = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         """(B, T) character indices -> ((B, T, V) logits, the recurrent state after the last step)."""
-        out, state = self.rnn(self.embedding(x), state)
-        return self.head(self.dropout(out)), state
+        out, states = self.embedding(x), []
+        for k, layer in enumerate(self.rnn):
+            out, layer_state = layer(out, None if state is None else state[k])
+            states.append(layer_state)
+            out = self._drop(out)
+        return self.head(out), tuple(states)
+
+    def _drop(self, out: torch.Tensor) -> torch.Tensor:
+        if not self.training or not self.dropout:
+            return out
+        keep = 1 - self.dropout
+        mask = torch.empty(out.shape[0], 1, out.shape[2], device=out.device).bernoulli_(keep).div_(keep)
+        return out * mask.to(out.dtype)
 
 
 class Stream:
@@ -78,11 +93,21 @@ def build(vocab_size: int, params: Any) -> CharLM:
     return CharLM(vocab_size, params.embedding_dim, params.hidden_size, params.layers, params.cell, params.dropout)
 
 
+def one_module_per_layer(state: dict[str, Any]) -> dict[str, Any]:
+    """A saved state_dict in this network's layout: models saved before each layer became its own
+    module held all layers in one (``rnn.weight_ih_l1`` is now ``rnn.1.weight_ih_l0``)."""
+    def renamed(key: str) -> str:
+        found = re.fullmatch(r"rnn\.(\w+_[ih]h)_l(\d+)", key)
+        return f"rnn.{found.group(2)}.{found.group(1)}_l0" if found else key
+
+    return {renamed(key): value for key, value in state.items()}
+
+
 def detach(state: Any) -> Any:
     """Cut the graph behind the carried state (truncated backpropagation through time)."""
     if state is None:
         return None
-    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+    return tuple(detach(s) for s in state) if isinstance(state, tuple) else state.detach()
 
 
 def top_p_filter(probabilities: torch.Tensor, top_p: float) -> torch.Tensor:
