@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from components import steps
@@ -109,3 +110,35 @@ def test_shift_moves_training_images_only():
     moved = np.asarray(model(images, training=True))
     assert moved.shape == images.shape and not np.allclose(moved, images)
     assert classifier.augmented(keras, inputs, mnist_cnn.Params(shift=0)) is inputs
+
+
+def test_moved_images_keep_their_pixels_and_get_a_blank_border():
+    from components.topics.images.classifier import moved
+
+    image = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3)
+    assert moved(image, 1, 0)[0].tolist() == [[0, 1, 2], [0, 4, 5], [0, 7, 8]]  # one pixel right
+    assert moved(image, 0, -1)[0].tolist() == [[4, 5, 6], [7, 8, 9], [0, 0, 0]]  # one pixel up
+    assert np.array_equal(moved(image, 0, 0), image)
+
+
+def test_test_time_augmentation_averages_the_moved_views(digits, tmp_path):
+    """tta_pixels=1: the saved test probabilities are the mean over the 9 one-pixel moves of each image
+    (the model predicts them again alike when re-scoring), and evaluation reports the plain view too."""
+    from components.data import load_dataset
+    from components.topics.images.classifier import model_inputs, moved, test_probabilities
+    from components.topics.keras_fit import import_keras
+
+    params = to_dict(get_topic("mnist-cnn").params_for("digits")) | {"epochs": 2, "tta_pixels": 1}
+    steps.train("mnist-cnn", json.dumps(params), 0, digits, tmp_path / "model")
+    metrics = steps.evaluate("mnist-cnn", digits, tmp_path / "model", tmp_path / "eval")
+    arrays, meta = load_dataset(digits)
+    model = import_keras("tensorflow").saving.load_model(tmp_path / "model" / "model.keras")
+    views = [model.predict(model_inputs(moved(arrays["x_test"], dx, dy), meta), verbose=0)
+             for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+    with np.load(tmp_path / "model" / "predictions.npz") as saved:
+        assert np.allclose(saved["probabilities"], np.mean(views, axis=0), atol=1e-5)
+        assert np.allclose(saved["single_view"], views[4], atol=1e-5)
+    assert metrics["single_view_accuracy"] == round(float((views[4].argmax(1) == arrays["y_test"]).mean()), 4)
+    (tmp_path / "model" / "predictions.npz").unlink()  # as for a champion scored on another split
+    rescored, single = test_probabilities(digits, tmp_path / "model", arrays, meta)
+    assert np.allclose(rescored, np.mean(views, axis=0), atol=1e-5) and np.allclose(single, views[4], atol=1e-5)

@@ -36,11 +36,20 @@ def shift_field(default: float) -> Any:
                                "in x and y (0: off)", at_least=0, below=0.5)
 
 
+def tta_field(default: int) -> Any:
+    """The ``tta_pixels`` parameter with a topic's own default."""
+    return help_field(default, "test-time augmentation: average the class probabilities of each image moved by "
+                               "every offset up to this many pixels in x and y, (2n+1)^2 views (0: the image alone)",
+                      at_least=0, at_most=3)
+
+
 @dataclass(frozen=True)
 class ImageParams(KerasParams):
-    """What both digit classifiers add to the Keras parameters: augmentation of the training images."""
+    """What both digit classifiers add to the Keras parameters: augmentation of the training images,
+    and of the images predicted."""
 
     shift: float = shift_field(0.0)
+    tta_pixels: int = tta_field(0)
 
 
 def augmented(keras: Any, inputs: Any, params: ImageParams) -> Any:
@@ -49,6 +58,15 @@ def augmented(keras: Any, inputs: Any, params: ImageParams) -> Any:
     if not params.shift:
         return inputs
     return keras.layers.RandomTranslation(params.shift, params.shift, fill_mode="constant")(inputs)
+
+
+def moved(x: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Images (N, H, W) moved by ``dx`` pixels right and ``dy`` down, the uncovered border 0 (background)."""
+    out = np.zeros_like(x)
+    height, width = x.shape[1:3]
+    out[:, max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] = \
+        x[:, max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
+    return out
 
 
 def model_inputs(x: np.ndarray, meta: dict) -> np.ndarray:
@@ -68,7 +86,8 @@ def train(build: BuildModel, dataset_dir: Path, model_dir: Path, params: KerasPa
     model = build(keras, x_train.shape[1:], n_classes, params)
 
     def write_predictions(fitted: Any, directory: Path) -> None:
-        np.savez_compressed(directory / PREDICTIONS, probabilities=_predict(fitted, arrays["x_test"], meta),
+        probabilities, single_view = _predict(fitted, arrays["x_test"], meta, params.tta_pixels)
+        np.savez_compressed(directory / PREDICTIONS, probabilities=probabilities, single_view=single_view,
                             fingerprint=np.array(fingerprint_test_split(dataset_dir)))
 
     return fit_and_save(keras, model, (x_train, arrays["y_train"]), (x_val, arrays["y_val"]), params, seed, meta,
@@ -76,29 +95,38 @@ def train(build: BuildModel, dataset_dir: Path, model_dir: Path, params: KerasPa
                         also_write=write_predictions)
 
 
-def _predict(model: Any, x: np.ndarray, meta: dict) -> np.ndarray:
-    return np.asarray(model.predict(model_inputs(x, meta), batch_size=1024, verbose=0))
+def _predict(model: Any, x: np.ndarray, meta: dict, tta_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities averaged over every move of the images by up to ``tta_pixels`` in x and y,
+    and those of the images as they are."""
+    views = range(-tta_pixels, tta_pixels + 1)
+    found = {(dx, dy): np.asarray(model.predict(model_inputs(moved(x, dx, dy), meta), batch_size=1024, verbose=0))
+             for dx in views for dy in views}
+    return sum(found.values()) / len(found), found[0, 0]
 
 
-def test_probabilities(dataset_dir: Path, model_dir: Path, arrays: dict, meta: dict) -> np.ndarray:
-    """The model's class probabilities for the artifact's test split: saved by training when they are
-    for this very split, else predicted now."""
+def test_probabilities(dataset_dir: Path, model_dir: Path, arrays: dict, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The model's class probabilities for the artifact's test split, with its test-time augmentation
+    and without: saved by training when they are for this very split, else predicted now."""
     saved = model_dir / PREDICTIONS
     if saved.is_file():
         with np.load(saved, allow_pickle=False) as found:
-            if str(found["fingerprint"]) == fingerprint_test_split(dataset_dir):
-                return found["probabilities"]
-    keras = import_keras(read_json(model_dir / "params.json")["backend"])
-    return _predict(keras.saving.load_model(model_dir / "model.keras"), arrays["x_test"], meta)
+            if str(found["fingerprint"]) == fingerprint_test_split(dataset_dir) and "single_view" in found:
+                return found["probabilities"], found["single_view"]
+    params = read_json(model_dir / "params.json")
+    keras = import_keras(params["backend"])
+    return _predict(keras.saving.load_model(model_dir / "model.keras"), arrays["x_test"], meta,
+                    params.get("tta_pixels", 0))  # models saved before the parameter existed: none
 
 
 def evaluate(dataset_dir: Path, model_dir: Path, out_dir: Path) -> dict:
     """Test-split metrics, the random-forest baseline on the same split, and the plots."""
     seed = read_json(model_dir / "train.json")["seed"]
     arrays, meta = load_dataset(dataset_dir)
-    probabilities = test_probabilities(dataset_dir, model_dir, arrays, meta)
+    probabilities, single_view = test_probabilities(dataset_dir, model_dir, arrays, meta)
     classes = meta["schema"]["y"]["classes"]
     result = shared.classification_report(arrays["y_test"], probabilities, classes)
+    if read_json(model_dir / "params.json").get("tta_pixels"):
+        result["single_view_accuracy"] = round(float((single_view.argmax(axis=1) == arrays["y_test"]).mean()), 4)
     result["baseline"] = {"random_forest": shared.random_forest_baseline(arrays, seed)}
     history = read_json(model_dir / "history.json")
     predicted = probabilities.argmax(axis=1)
