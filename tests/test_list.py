@@ -31,7 +31,7 @@ def test_one_topic_in_full(capsys):
     assert "data set options for text-file:PATH: layout=plain" in out
     # Each number with its range, as the parser checks it.
     rows = {line.split()[0]: line.split()[1:4] for line in out.splitlines() if line.startswith("    ")}
-    assert rows["dropout=0.1"] == ["float", "[0,", "1)"] and rows["layers=2"][:3] == ["int", ">=", "1"]
+    assert rows["dropout=0.3"] == ["float", "[0,", "1)"] and rows["layers=2"][:3] == ["int", ">=", "1"]
     assert rows["learning_rate=0.003"][:3] == ["float", ">", "0"]
 
 
