@@ -142,3 +142,19 @@ def test_test_time_augmentation_averages_the_moved_views(digits, tmp_path):
     (tmp_path / "model" / "predictions.npz").unlink()  # as for a champion scored on another split
     rescored, single = test_probabilities(digits, tmp_path / "model", arrays, meta)
     assert np.allclose(rescored, np.mean(views, axis=0), atol=1e-5) and np.allclose(single, views[4], atol=1e-5)
+
+
+def test_keras_reads_each_epochs_order_through_untuned_tf_data():
+    """On TensorFlow, fit reads tf.data pipelines with autotuning off (its tuner stalls a core of a
+    small machine for whole epochs), and the batches follow the order drawn for the epoch."""
+    from components.topics.keras_fit import _EpochOrder, _feeds, import_keras
+
+    keras = import_keras("tensorflow")
+    x, y = np.arange(20, dtype=np.float32).reshape(10, 2), np.arange(10)
+    order = _EpochOrder(x, y, batch_size=4, seed=3)
+    batches, validation = _feeds(keras, order, (x[:5], y[:5]))
+    assert not batches.options().autotune.enabled and not validation.options().autotune.enabled
+    order.set_epoch(2)
+    read = np.concatenate([labels.numpy() for _, labels in batches])
+    assert read.tolist() == np.random.default_rng([3, 2]).permutation(10).tolist()
+    assert [len(labels) for _, labels in batches] == [4, 4, 2] and len(batches) == 3
