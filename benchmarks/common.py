@@ -2,6 +2,7 @@
 defaults in this process, and merge the figures into a JSON results file."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -47,12 +48,41 @@ def seed_suffix(seed: int) -> str:
     return "" if seed == 0 else f"_seed_{seed}"
 
 
+def machine_speed() -> dict:
+    """The machine as a benchmark ends: CPU model, cores, whether it has AMX matrix units, and its
+    float32 matrix-product speed (numpy, 2048 x 2048, all cores, best of five), the figure to scale
+    timings by when comparing machines, since the same benchmark's speed differs between them."""
+    import platform
+    import time
+
+    import numpy as np
+
+    model, flags = platform.processor() or platform.machine(), ""
+    with contextlib.suppress(OSError, StopIteration):
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+        flags = next(line.split(":", 1)[1] for line in info if line.startswith("flags"))
+    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ a
+        best = min(best, time.perf_counter() - start)
+    return {"cpu": model, "cores": os.cpu_count(), "amx": "amx_bf16" in flags.split(),
+            "matmul_fp32_gflops": round(2 * 2048**3 / best / 1e9, 1)}
+
+
 def merge_results(path: str | Path, section: str, rows: list[dict], **extra: object) -> Path:
-    """Merge ``rows`` (keyed by topic) into ``section`` of the JSON file, keeping earlier entries."""
+    """Merge ``rows`` (keyed by topic) into ``section`` of the JSON file, keeping earlier entries, and
+    record the machine's measured speed (``machine_speed``) for the section under "machines"."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.exists() else {}
     results.setdefault(section, {}).update({r["topic"]: r for r in rows})
+    machine = machine_speed()
+    print(f"machine: {machine['cpu']}, {machine['cores']} cores, AMX {'yes' if machine['amx'] else 'no'}, "
+          f"float32 matrix products at {machine['matmul_fp32_gflops']} GFLOP/s", flush=True)
+    results.setdefault("machines", {})[section] = machine
     results.update(extra, cpus=os.cpu_count())
     out.write_text(json.dumps(results, indent=2) + "\n")
     return out

@@ -60,6 +60,29 @@ def _print_peers(peers: dict, rows: list[dict]) -> None:
                   f"(ratio {r['train_seconds'] / peers['SVD++']['train_seconds']:.2f})")
 
 
+def cost_curve(data_dir: str, seed: int, settings: list[str]) -> list[dict]:
+    """cf-regularized on u1 once per setting (NAME=VALUE pairs joined by commas, over the defaults):
+    its u1 test RMSE against its training seconds, the quality-for-cost curve."""
+    import tempfile
+
+    from components import steps
+    from components.params import override, to_dict
+    from components.registry import get_topic
+
+    topic, rows = get_topic("cf-regularized"), []
+    with tempfile.TemporaryDirectory(prefix="dlx-bench-") as tmp:
+        prepared = Path(tmp) / "dataset"
+        steps.prepare("movielens-100k", data_dir, seed, prepared, json.dumps({"split": "u1"}))
+        for n, setting in enumerate(settings):
+            params = to_dict(override(topic.params, [pair for pair in setting.split(",") if pair], topic.name))
+            summary = steps.train(topic.name, json.dumps(params), seed, prepared, Path(tmp) / f"m{n}")
+            metrics = steps.evaluate(topic.name, prepared, Path(tmp) / f"m{n}", Path(tmp) / f"e{n}")
+            rows.append({"topic": setting or "defaults", "test_rmse": metrics["test"]["rmse"],
+                         "train_seconds": summary["train_seconds"], "epochs": summary["epochs_run"]})
+            print(f"| {rows[-1]['topic']} | {rows[-1]['test_rmse']:.4f} | {rows[-1]['train_seconds']:.1f} |", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", default="../shared/data/movielens-100k", help="folder with the MovieLens 100K files")
@@ -69,10 +92,19 @@ def main() -> None:
     parser.add_argument("--peer-python", default=".venv-bench/bin/python",
                         help="interpreter with scikit-surprise for the u1 peers")
     parser.add_argument("--no-peer", action="store_true", help="skip the Surprise peers")
+    parser.add_argument("--curve", nargs="+", metavar="NAME=VALUE,...",
+                        help="instead: cf-regularized on u1 at each setting (over the defaults; '' for them), "
+                             "test RMSE against training time")
     parser.add_argument("--out", default="benchmarks/results/ratings.json")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+    if args.curve:
+        for seed in args.seeds:
+            print(f"\ncf-regularized on u1, seed {seed}\n\n| setting | u1 test RMSE | train s |\n| --- | --- | --- |")
+            rows = cost_curve(args.data_dir, seed, args.curve)
+            print(f"merged into {merge_results(args.out, 'cf_curve' + seed_suffix(seed), rows)}")
+        return
     runs = [("movielens", "movielens-100k", args.data_dir, {"split": "u1"}), ("synthetic", "synthetic-ratings", "", SYNTHETIC)]
     if args.only in (None, "movielens") and not args.no_peer and not Path(args.peer_python).is_file():
         sys.exit(f"no Surprise environment at {args.peer_python}; run `make bench-env` (or pass --peer-python, "
